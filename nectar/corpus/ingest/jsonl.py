@@ -1,0 +1,118 @@
+"""Flat JSON lines, one span per line, Honeycomb/libhoney style.
+
+Ids are consumed into the core columns and are not fields (Refinery hides them from rules, SEMANTICS.md 2.1):
+the trace id from ``trace.trace_id`` else ``traceId`` (Refinery's default ``TraceNames``), the parent from
+``trace.parent_id`` else ``parentId`` (default ``ParentNames``; an empty string means a root), the span id from
+``trace.span_id`` else ``spanId``; ``timestamp`` (RFC 3339 or epoch s/ms/µs/ns) is the span start. Every other
+key is a field with the type JSON gave it: int, float (``1.0`` is a float), string, bool, null (present with
+null), and objects/arrays kept whole as JSON.
+
+Note: Refinery's own libhoney JSON path decodes every JSON number as float64 (SEMANTICS.md 2.1); the corpus keeps
+the source's int/float distinction and leaves that coercion to the evaluators.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+from nectar.corpus.ingest.builder import RecordError, Skips, SpanSink
+from nectar.corpus.ingest.common import rfc3339_to_us, timestamp_to_us
+from nectar.corpus.ingest.sources import Source, line_text, open_stream
+
+TRACE_KEYS = ("trace.trace_id", "traceId")
+PARENT_KEYS = ("trace.parent_id", "parentId")
+SPAN_KEYS = ("trace.span_id", "spanId")
+TIMESTAMP_KEY = "timestamp"
+
+
+def take_ids(d: dict[str, Any]) -> tuple[str, str | None, str | None]:
+    """Remove the id keys from a flat span and return ``(trace id, span id, parent id)``."""
+    trace = None
+    for k in TRACE_KEYS:
+        v = d.get(k)
+        if v.__class__ is str:
+            del d[k]
+            if trace is None and v:
+                trace = v
+    if trace is None:
+        present = [k for k in TRACE_KEYS if k in d]
+        raise RecordError(f"trace id not a string: {present[0]!r}" if present else "missing trace id")
+    span = None
+    for k in SPAN_KEYS:
+        v = d.get(k)
+        if v.__class__ is str:
+            del d[k]
+            if span is None and v:
+                span = v
+    parent = None
+    for k in PARENT_KEYS:
+        v = d.get(k)
+        if v.__class__ is str:
+            del d[k]
+            if parent is None and v:
+                parent = v
+    return trace, span, parent
+
+
+def read(src: Source, sink: SpanSink, skips: Skips) -> Iterator[None]:
+    """Read a flat JSON lines file line by line (memory: one line plus the current batch)."""
+    loads = json.loads
+    add = sink.add
+    limit = sink.batch_spans
+    raw, stream = open_stream(src)
+    name = src.display
+    try:
+        for lineno, line in enumerate(stream, 1):
+            try:
+                d = loads(line)
+            except ValueError as exc:
+                if not line.strip():
+                    continue
+                col = getattr(exc, "colno", None)
+                msg = getattr(exc, "msg", None) or str(exc)
+                skips.add(name, lineno, f"invalid JSON: {msg}", column=col, text=line_text(line))
+                continue
+            if d.__class__ is not dict:
+                skips.add(name, lineno, "not a JSON object", text=line_text(line))
+                continue
+            # Fast path: the common spelling of every id; anything else goes through take_ids.
+            tid = d.pop("trace.trace_id", None)
+            if tid.__class__ is str and tid and "traceId" not in d:
+                sid = d.pop("trace.span_id", None)
+                if sid is not None and sid.__class__ is not str:
+                    d["trace.span_id"] = sid
+                    sid = None
+                pid = d.pop("trace.parent_id", None)
+                if (pid is not None and pid.__class__ is not str) or "parentId" in d or "spanId" in d:
+                    if pid is not None:
+                        d["trace.parent_id"] = pid
+                    if sid is not None:
+                        d["trace.span_id"] = sid
+                    d["trace.trace_id"] = tid
+                    tid = None
+            else:
+                if tid is not None:
+                    d["trace.trace_id"] = tid
+                tid = None
+            try:
+                if tid is None:
+                    tid, sid, pid = take_ids(d)
+                ts = d.pop("timestamp", None)
+                if ts is None:
+                    ts_us = None
+                elif ts.__class__ is str and len(ts) > 19 and ts[10] == "T":
+                    ts_us = rfc3339_to_us(ts)
+                else:
+                    ts_us = timestamp_to_us(ts)
+            except RecordError as exc:
+                skips.add(name, lineno, exc.reason, text=line_text(line))
+                continue
+            add(tid, sid or None, pid or None, ts_us, d)
+            if sink.n >= limit:
+                yield
+    except (OSError, EOFError) as exc:  # a truncated gzip stream: keep what was read, report the rest
+        skips.add(name, None, f"unreadable input: {exc}")
+    finally:
+        raw.close()

@@ -1,0 +1,236 @@
+"""Where spans come from: paths, folders, globs and stdin; gzip; format detection; reading line by line.
+
+Every input is a file on disk by the time a reader sees it (stdin is spooled to a temporary file while its
+SHA-256 is computed), so readers can re-open it, and the manifest can record each source's hash for idempotency.
+"""
+
+from __future__ import annotations
+
+import glob
+import gzip
+import hashlib
+import io
+import json
+import os
+import re
+import sys
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO
+
+from nectar.errors import NectarError
+from nectar.util import sha256_file
+
+FORMATS: tuple[str, ...] = ("otlp-json", "otlp-proto", "jaeger", "zipkin", "jsonl", "opensearch", "parquet")
+FORMAT_CHOICES: tuple[str, ...] = ("auto", *FORMATS)
+
+# In a folder, only files that look like trace data are read (a README next to the data is not an input).
+_DATA_SUFFIXES = {".json", ".jsonl", ".ndjson", ".pb", ".binpb", ".protobuf", ".otlp", ".parquet", ".gz", ".data"}
+_HEAD_BYTES = 64 * 1024
+_GZIP_MAGIC = b"\x1f\x8b"
+
+
+@dataclass(frozen=True, slots=True)
+class Source:
+    """One input file: ``display`` is what reports call it, ``path`` where its bytes are (a spool for stdin)."""
+
+    display: str
+    path: Path
+    sha256: str
+    size: int
+
+
+def expand_inputs(paths: list[str], exclude: Path | None = None) -> list[tuple[str, Path | None]]:
+    """Resolve PATH arguments to ``(display name, file)`` pairs in a stable order; ``None`` file means stdin.
+
+    Folders are walked recursively (hidden entries and ``exclude``, the corpus being written, are left out);
+    a path that does not exist is taken as a glob pattern.
+    """
+    out: list[tuple[str, Path | None]] = []
+    seen: set[Path] = set()
+    excl = exclude.resolve() if exclude is not None else None
+
+    def add(display: str, p: Path) -> None:
+        rp = p.resolve()
+        if rp in seen:
+            return
+        seen.add(rp)
+        out.append((display, p))
+
+    for arg in paths:
+        if arg == "-":
+            out.append(("<stdin>", None))
+            continue
+        p = Path(arg)
+        if p.is_file():
+            add(arg, p)
+        elif p.is_dir():
+            for f in _walk(p, excl):
+                add(str(f), f)
+        elif any(ch in arg for ch in "*?["):
+            matches = sorted(glob.glob(arg, recursive=True))
+            files: list[Path] = []
+            for m in matches:
+                mp = Path(m)
+                if mp.is_dir():
+                    files.extend(_walk(mp, excl))
+                elif mp.is_file():
+                    files.append(mp)
+            if not files:
+                raise NectarError(f"no files match {arg!r}")
+            for f in files:
+                add(str(f), f)
+        else:
+            raise NectarError(f"no such file or folder: {arg!r}")
+    return out
+
+
+def _walk(folder: Path, exclude: Path | None) -> list[Path]:
+    found: list[Path] = []
+    for root, dirs, files in os.walk(folder):
+        rp = Path(root)
+        dirs[:] = sorted(
+            d for d in dirs if not d.startswith(".") and (exclude is None or (rp / d).resolve() != exclude)
+        )
+        for name in sorted(files):
+            if name.startswith("."):
+                continue
+            if any(name.endswith(s) for s in _DATA_SUFFIXES):
+                found.append(rp / name)
+    return found
+
+
+def open_source(display: str, path: Path | None, spool_dir: Path) -> Source:
+    """Hash a file (or spool stdin to a temporary file in ``spool_dir`` while hashing it)."""
+    if path is not None:
+        try:
+            return Source(display, path, sha256_file(path), path.stat().st_size)
+        except OSError as exc:
+            raise NectarError(f"cannot read {display}: {exc.strerror}") from exc
+    spool_dir.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".stdin-", suffix=".spool", dir=spool_dir)
+    h = hashlib.sha256()
+    size = 0
+    with os.fdopen(fd, "wb") as out:
+        src = sys.stdin.buffer
+        while block := src.read(1 << 20):
+            h.update(block)
+            out.write(block)
+            size += len(block)
+    return Source(display, Path(tmp), h.hexdigest(), size)
+
+
+def open_stream(src: Source) -> tuple[IO[bytes], IO[bytes]]:
+    """``(raw file, decompressed stream)`` of a source; gzip is recognised by its magic bytes."""
+    raw = open(src.path, "rb")  # noqa: SIM115  (closed by the caller)
+    if raw.read(2) == _GZIP_MAGIC:
+        raw.seek(0)
+        return raw, gzip.GzipFile(fileobj=raw, mode="rb")  # type: ignore[return-value]
+    raw.seek(0)
+    return raw, raw
+
+
+def read_head(src: Source) -> bytes:
+    raw, stream = open_stream(src)
+    try:
+        return stream.read(_HEAD_BYTES)
+    except (OSError, EOFError):  # a truncated or corrupt gzip: let the reader report it
+        return b""
+    finally:
+        raw.close()
+
+
+_FIRST_KEY = re.compile(rb'^\s*\{\s*"([^"]{1,64})"')
+
+
+def detect_format(head: bytes) -> str | None:
+    """The input format from the first bytes of a (decompressed) file, or None when unrecognisable."""
+    if head.startswith(b"PAR1"):
+        return "parquet"
+    text = head.lstrip(b"\xef\xbb\xbf \t\r\n")
+    if not text:
+        return "jsonl"  # an empty file: no spans, in any format
+    if text[:1] in (b"{", b"["):
+        first = text.split(b"\n", 1)[0]
+        try:
+            obj = json.loads(first)
+        except ValueError:
+            obj = None
+        if isinstance(obj, dict):
+            return _classify_object(obj)
+        if isinstance(obj, list):
+            return _classify_array(obj)
+        # A multi-line (pretty-printed) document: judge by its first key and what it mentions.
+        m = _FIRST_KEY.match(text)
+        key = m.group(1).decode("utf-8", "replace") if m else ""
+        if key in ("resourceSpans", "result") or b'"resourceSpans"' in text[:4096]:
+            return "otlp-json"
+        if key in ("data", "traceID", "spans") or b'"operationName"' in text:
+            return "jaeger"
+        if text[:1] == b"[" and (b'"localEndpoint"' in text or b'"traceId"' in text):
+            return "zipkin"
+        if text[:1] == b"[" and b'"traceID"' in text:
+            return "jaeger"
+        return None
+    # Not JSON text: OTLP protobuf is the only binary trace format we read.
+    if b"\x00" in text[:1024] or not _is_utf8(text[:1024]):
+        return "otlp-proto"
+    return None
+
+
+def _is_utf8(b: bytes) -> bool:
+    try:
+        b.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return exc.start >= len(b) - 4  # a character cut at the end of the sample is fine
+    return True
+
+
+def _classify_object(obj: dict[str, object]) -> str:
+    if len(obj) == 1 and next(iter(obj)) in ("index", "create"):
+        return "opensearch"
+    if "resourceSpans" in obj:
+        return "otlp-json"
+    res = obj.get("result")
+    if isinstance(res, dict) and "resourceSpans" in res:
+        return "otlp-json"
+    if isinstance(obj.get("data"), list):
+        return "jaeger"
+    if "traceID" in obj and "spanID" in obj:
+        return "opensearch"  # Jaeger's Elasticsearch span documents, one per line
+    if "traceId" in obj and "spanId" in obj and ("durationInNanos" in obj or "traceGroup" in obj):
+        return "opensearch"  # Data Prepper span documents, one per line
+    if "traceId" in obj and "id" in obj and ("localEndpoint" in obj or "kind" in obj or "timestamp" in obj):
+        return "zipkin"
+    return "jsonl"
+
+
+def _classify_array(arr: list[object]) -> str | None:
+    if not arr:
+        return "zipkin"
+    first = arr[0]
+    if isinstance(first, dict):
+        if "traceId" in first and "id" in first:
+            return "zipkin"
+        if "traceID" in first and "spans" in first:
+            return "jaeger"
+    return None
+
+
+def iter_lines(stream: IO[bytes]) -> Iterator[tuple[int, bytes]]:
+    """``(line number, line)`` pairs, 1-based, keeping memory to one line."""
+    return enumerate(stream, 1)
+
+
+def line_text(line: bytes) -> str:
+    return line.decode("utf-8", "replace").rstrip("\r\n")
+
+
+def read_document(stream: IO[bytes]) -> bytes:
+    """The whole (decompressed) document, for formats that are one JSON value or one protobuf message."""
+    buf = io.BytesIO()
+    while block := stream.read(1 << 20):
+        buf.write(block)
+    return buf.getvalue()
