@@ -1,0 +1,420 @@
+"""The Polars evaluator: lazy, vectorized, streaming over the corpus's Parquet files.
+
+Pipeline (SEMANTICS.md 2.2-2.4):
+
+1. one lazy frame of the columns the rules read, plus ``__is_root`` (no non-empty parent id, not a log event);
+2. when a rule reads ``root.`` fields or ``has-root-span``: the last root span per trace by ``arrival``, joined
+   back per trace (``__r:<column>``, ``__has_root``); for ``?.NUM_DESCENDANTS`` the span count per trace;
+3. one boolean column per condition per span, compiled from the lowered plan (:mod:`nectar.engine.lowering`) by
+   :class:`PolarsRenderer` (a ``node_<Node>`` method per IR node); ``Fields`` first-present-wins is a
+   ``when`` chain over each name's "exists" expression;
+4. ``group_by(trace_id)``: trace scope takes ``any()`` per condition and ANDs them; span scope ANDs the
+   conditions per span and takes ``any()``; the first matching rule by index decides;
+5. :func:`finish_decisions` maps rule indexes to keep/rate/reason (DeterministicSampler hashes with hashlib on the
+   trace ids that need it).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import polars as pl
+
+from nectar.corpus.layout import ARRIVAL, PARENT_ID, TRACE_ID, Corpus, ValueType
+from nectar.engine.decision import DECISION_SCHEMA, EvalResult
+from nectar.engine.lowering import (
+    META_ROOT,
+    NO_MATCH,
+    SIGNAL_TYPE,
+    TRUE_STRINGS,
+    Cmp,
+    CondPlan,
+    Const,
+    Distinct,
+    InSet,
+    Node,
+    Not,
+    SamplerPlan,
+    StrTest,
+    View,
+    needs_descendants,
+    needs_root,
+    plan_sampler,
+    visible_fields,
+)
+from nectar.refinery import gostr
+from nectar.refinery.model import RulesBasedSampler, Sampler, SamplerConfig
+
+INT64_MIN = -(2**63)
+IS_ROOT = "__is_root"
+HAS_ROOT = "__has_root"
+NUM_DESC = "__nd"
+META_ROOT_COL = "__meta_root"
+ROOT_PREFIX_COL = "__r:"
+
+_PL_TYPE: dict[ValueType, Any] = {
+    ValueType.STR: pl.String,
+    ValueType.INT: pl.Int64,
+    ValueType.FLOAT: pl.Float64,
+    ValueType.BOOL: pl.Boolean,
+    ValueType.JSON: pl.String,
+}
+# What a view yields, by (view, column kind).
+_VIEW_OUT = {View.STR: ValueType.STR, View.ATOI: ValueType.INT, View.TRUNC: ValueType.INT}
+_VIEW_OUT |= {View.TOFLOAT: ValueType.FLOAT, View.PARSEBOOL: ValueType.BOOL}
+
+
+def _is_in(expr: pl.Expr, values: Iterable[Any], dtype: Any) -> pl.Expr:
+    return expr.is_in(pl.Series(list(values), dtype=dtype).implode())
+
+
+def base_column(col: str) -> str:
+    """The corpus column behind a root-joined column name."""
+    return col[len(ROOT_PREFIX_COL) :] if col.startswith(ROOT_PREFIX_COL) else col
+
+
+class PolarsRenderer:
+    """Compiles lowered nodes to ``pl.Expr`` over one typed column. ``sets`` holds the matching values of each
+    :class:`Distinct` node per base column, computed beforehand from the corpus's distinct values."""
+
+    def __init__(self, sets: Mapping[tuple[str, str], list[Any]]) -> None:
+        self.sets = sets
+
+    def render(self, node: Node, col: str, kind: ValueType) -> pl.Expr:
+        method = getattr(self, "node_" + type(node).__name__)
+        out: pl.Expr = method(node, col, kind)
+        return out
+
+    def view(self, view: View, col: str, kind: ValueType) -> pl.Expr:
+        c = pl.col(col)
+        if view is View.RAW:
+            return c
+        if view is View.STR:
+            if kind is ValueType.INT:
+                return c.cast(pl.String)
+            if kind is ValueType.BOOL:
+                return pl.when(c).then(pl.lit("true")).otherwise(pl.lit("false"))
+            return c
+        if view is View.ATOI:  # strconv.Atoi: optional sign, ASCII digits, int64 range (cast overflow -> null)
+            ok = c.str.contains(r"^[+-]?[0-9]+$")
+            return pl.when(ok).then(c.str.strip_prefix("+").cast(pl.Int64, strict=False))
+        if view is View.TRUNC:  # Go int(float64) on amd64: NaN/Inf/out of range -> MinInt64
+            bad = c.is_nan() | (c >= 2.0**63) | (c < -(2.0**63))
+            return pl.when(bad).then(pl.lit(INT64_MIN, pl.Int64)).otherwise(c.cast(pl.Int64, strict=False))
+        if view is View.TOFLOAT:
+            return c.cast(pl.Float64)
+        if view is View.PARSEBOOL:  # TryConvertToBool(%v): only ParseBool's true set is true
+            if kind is ValueType.STR:
+                return _is_in(c, TRUE_STRINGS, pl.String)
+            if kind is ValueType.INT:
+                return c == 1
+            if kind is ValueType.FLOAT:
+                return c == 1.0  # %v of 1.0 is "1"
+            return c
+        raise AssertionError(view)
+
+    def node_Const(self, node: Const, col: str, kind: ValueType) -> pl.Expr:
+        return pl.lit(node.value)
+
+    def node_Cmp(self, node: Cmp, col: str, kind: ValueType) -> pl.Expr:
+        out = _VIEW_OUT.get(node.view, kind)
+        x = self.view(node.view, col, kind)
+        lit = pl.lit(node.lit, _PL_TYPE[out])
+        ops = {
+            "eq": x == lit,
+            "ne": x != lit,
+            "lt": x < lit,
+            "le": x <= lit,
+            "gt": x > lit,
+            "ge": x >= lit,
+        }
+        if out is not ValueType.FLOAT:
+            return ops[node.op].fill_null(False)
+        # Polars orders NaN above everything and equal to itself; Go does neither.
+        nan = x.is_nan()
+        if node.untyped:  # compare(): less if <, more if >, else equal -- NaN is "equal"
+            lt, gt = (x < lit) & ~nan, (x > lit) & ~nan
+            res = {"eq": ~lt & ~gt, "ne": lt | gt, "lt": lt, "gt": gt, "le": ~gt, "ge": ~lt}[node.op]
+        else:
+            res = (ops[node.op] | nan) if node.op == "ne" else (ops[node.op] & ~nan)
+        return res.fill_null(False)
+
+    def node_InSet(self, node: InSet, col: str, kind: ValueType) -> pl.Expr:
+        out = _VIEW_OUT.get(node.view, kind)
+        return _is_in(self.view(node.view, col, kind), node.values, _PL_TYPE[out]).fill_null(False)
+
+    def node_StrTest(self, node: StrTest, col: str, kind: ValueType) -> pl.Expr:
+        x = self.view(View.STR, col, kind)
+        res = x.str.starts_with(node.lit) if node.op == "starts" else x.str.contains(node.lit, literal=True)
+        return res.fill_null(False)
+
+    def node_Not(self, node: Not, col: str, kind: ValueType) -> pl.Expr:
+        return ~self.render(node.inner, col, kind)
+
+    def node_Distinct(self, node: Distinct, col: str, kind: ValueType) -> pl.Expr:
+        c = pl.col(col)
+        hit = _is_in(c, self.sets[(node.key, base_column(col))], _PL_TYPE[kind]).fill_null(False)
+        if kind is ValueType.FLOAT:  # unique() merges -0.0 and 0.0, whose %v differ ("-0" / "0")
+            neg = pl.lit(node.fn(-0.0))
+            pos = pl.lit(node.fn(0.0))
+            return pl.when(c == 0.0).then(pl.when((1.0 / c) < 0).then(neg).otherwise(pos)).otherwise(hit)
+        return hit
+
+
+def _or(exprs: list[pl.Expr]) -> pl.Expr:
+    out = exprs[0]
+    for e in exprs[1:]:
+        out = out | e
+    return out
+
+
+def _and(exprs: list[pl.Expr]) -> pl.Expr:
+    out = exprs[0]
+    for e in exprs[1:]:
+        out = out & e
+    return out
+
+
+class _Compiler:
+    """Builds the per-span condition expressions of one plan over one corpus."""
+
+    def __init__(self, plan: SamplerPlan, fields: dict[str, dict[ValueType, str]]) -> None:
+        self.plan = plan
+        self.fields = fields
+        self.base_cols: set[str] = set()
+        self.root_cols: set[str] = set()
+        self.distinct: dict[tuple[str, str], tuple[Node, ValueType]] = {}
+        self.nested_cols: dict[tuple[str, str], Any] = {}  # (cond key/path, json column) -> NestedPath
+
+    def _value_cols(self, fname: str) -> dict[ValueType, str]:
+        return self.fields.get(fname, {})
+
+    def collect_needs(self) -> None:
+        for rule in self.plan.rules:
+            for cp in rule.conds:
+                if cp.const is not None or cp.has_root is not None:
+                    continue
+                kinds: list[tuple[ValueType, str]] = []
+                if cp.num_descendants:
+                    continue
+                for src in cp.sources:
+                    for t, col in self._value_cols(src.field).items():
+                        (self.root_cols if src.root else self.base_cols).add(col)
+                        kinds.append((t, col))
+                for np in cp.nested:
+                    jcol = self._value_cols(np.head).get(ValueType.JSON)
+                    if jcol:
+                        self.base_cols.add(jcol)
+                        if cp.nested_on_root:
+                            self.root_cols.add(jcol)
+                        self.nested_cols[(cp.key + "/" + np.head + "." + np.path, jcol)] = np
+                for t, col in kinds:
+                    if t in cp.preds:
+                        self._walk(cp.preds[t], col, t)
+
+    def _walk(self, node: Node, col: str, kind: ValueType) -> None:
+        if isinstance(node, Distinct):
+            self.distinct[(node.key, col)] = (node, kind)
+        elif isinstance(node, Not):
+            self._walk(node.inner, col, kind)
+
+    def cond_expr(self, cp: CondPlan, r: PolarsRenderer, nested_sets: Mapping[tuple[str, str], Any]) -> pl.Expr:
+        if cp.const is not None:
+            return pl.lit(cp.const)
+        if cp.num_descendants:
+            return r.render(cp.preds[ValueType.INT], NUM_DESC, ValueType.INT)
+        chain: Any = None
+
+        def add(cond: pl.Expr, value: pl.Expr) -> None:
+            nonlocal chain
+            chain = pl.when(cond).then(value) if chain is None else chain.when(cond).then(value)
+
+        for src in cp.sources:
+            cols = self._value_cols(src.field)
+            if not cols:
+                continue
+            pre = ROOT_PREFIX_COL if src.root else ""
+            exists: list[pl.Expr] = []
+            value: Any = None
+            for t, col in cols.items():
+                name = pre + col
+                if t is ValueType.NULL:
+                    present = pl.col(name).fill_null(False)
+                    pred = pl.lit(cp.null_value)
+                else:
+                    present = pl.col(name).is_not_null()
+                    pred = r.render(cp.preds[t], name, t)
+                exists.append(present)
+                value = pl.when(present).then(pred) if value is None else value.when(present).then(pred)
+            add(_or(exists), value.otherwise(pl.lit(False)))
+        for np in cp.nested:
+            jcol = self._value_cols(np.head).get(ValueType.JSON)
+            if not jcol:
+                continue
+            exists_set, match_set = nested_sets[(cp.key + "/" + np.head + "." + np.path, jcol)]
+            if cp.nested_on_root:
+                c = pl.when(pl.col(HAS_ROOT)).then(pl.col(ROOT_PREFIX_COL + jcol)).otherwise(pl.col(jcol))
+            else:
+                c = pl.col(jcol)
+            add(_is_in(c, exists_set, pl.String).fill_null(False), _is_in(c, match_set, pl.String).fill_null(False))
+        if chain is None:
+            return pl.lit(cp.missing_value)
+        out: pl.Expr = chain.otherwise(pl.lit(cp.missing_value))
+        return out
+
+
+def _distinct_values(lf: pl.LazyFrame, cols: list[str]) -> dict[str, list[Any]]:
+    frames = [lf.select(pl.col(c).unique().drop_nulls()) for c in cols]
+    got = pl.collect_all(frames, engine="streaming") if frames else []
+    return {c: df.to_series().to_list() for c, df in zip(cols, got, strict=True)}
+
+
+def evaluate(
+    sampler: SamplerConfig | RulesBasedSampler | Sampler, corpus: Corpus, with_matches: bool = False
+) -> EvalResult:
+    """Decide every trace of ``corpus`` with ``sampler`` (the Polars engine)."""
+    plan = plan_sampler(sampler)
+    lf: pl.LazyFrame = corpus.scan()
+    fields = visible_fields(corpus.field_columns)
+    if plan.top is not None or not plan.rules:
+        per = lf.group_by(TRACE_ID).agg(pl.len().cast(pl.Int64).alias("spans"))
+        per = per.with_columns(pl.lit(None, pl.Int32).alias("rule_index"))
+        df = per.collect(engine="streaming")
+        return EvalResult(finish_decisions(df, plan), _matches(df, plan) if with_matches else None)
+
+    sig = fields.get(SIGNAL_TYPE, {}).get(ValueType.STR)
+    is_log = (pl.col(sig) == "log").fill_null(False) if sig else pl.lit(False)
+    # Refinery: a span is a root unless a parent-id field holds a non-empty string; log events never are.
+    is_root = (pl.col(PARENT_ID).is_null() | (pl.col(PARENT_ID) == "")) & ~is_log
+    fields[META_ROOT] = {ValueType.BOOL: META_ROOT_COL}
+
+    comp = _Compiler(plan, fields)
+    comp.collect_needs()
+    corpus_cols = set(lf.collect_schema().names())
+    dist_cols = sorted({col for (_, col) in comp.distinct} | {col for (_, col) in comp.nested_cols})
+    values = _distinct_values(lf, [c for c in dist_cols if c in corpus_cols])
+    sets: dict[tuple[str, str], list[Any]] = {}
+    for (key, col), (node, _kind) in comp.distinct.items():
+        assert isinstance(node, Distinct)
+        sets[(key, col)] = [v for v in values.get(col, []) if node.fn(v)]
+    nested_sets: dict[tuple[str, str], Any] = {}
+    for (key, col), np in comp.nested_cols.items():
+        hits = [(v, np.found(v)) for v in values.get(col, [])]
+        nested_sets[(key, col)] = ([v for v, (e, _) in hits if e], [v for v, (_, m) in hits if m])
+
+    wanted = sorted((comp.base_cols | comp.root_cols) - {META_ROOT_COL})
+    spans = lf.select([TRACE_ID, ARRIVAL, PARENT_ID] + ([sig] if sig and sig not in wanted else []) + wanted)
+    spans = spans.with_columns(is_root.alias(IS_ROOT))
+    spans = spans.with_columns(pl.when(is_log).then(None).otherwise(pl.col(IS_ROOT)).alias(META_ROOT_COL))
+    if needs_root(plan):
+        m = pl.col(IS_ROOT)
+        aggs = [
+            pl.col(c).filter(m).sort_by(pl.col(ARRIVAL).filter(m)).last().alias(ROOT_PREFIX_COL + c)
+            for c in sorted(comp.root_cols)
+        ]
+        roots = spans.filter(m).group_by(TRACE_ID).agg([pl.lit(True).alias(HAS_ROOT), *aggs])
+        spans = spans.join(roots, on=TRACE_ID, how="left").with_columns(pl.col(HAS_ROOT).fill_null(False))
+    if needs_descendants(plan):
+        counts = lf.select(TRACE_ID).group_by(TRACE_ID).agg(pl.len().cast(pl.Int64).alias(NUM_DESC))
+        spans = spans.join(counts, on=TRACE_ID, how="left")
+
+    renderer = PolarsRenderer(sets)
+    aggs2: list[pl.Expr] = [pl.len().cast(pl.Int64).alias("spans")]
+    if needs_root(plan):
+        aggs2.append(pl.col(HAS_ROOT).first())
+    matched: list[pl.Expr] = []
+    for rule in plan.rules:
+        if rule.scope == "invalid" or not rule.conds:
+            matched.append(pl.lit(True))
+            continue
+        if rule.scope == "span":
+            span_all = _and([comp.cond_expr(cp, renderer, nested_sets) for cp in rule.conds])
+            aggs2.append(span_all.any().alias(f"s{rule.index}"))
+            matched.append(pl.col(f"s{rule.index}"))
+            continue
+        parts: list[pl.Expr] = []
+        for cp in rule.conds:
+            if cp.has_root is not None:
+                parts.append(pl.col(HAS_ROOT) == cp.has_root)
+            else:
+                aggs2.append(comp.cond_expr(cp, renderer, nested_sets).any().alias(cp.key))
+                parts.append(pl.col(cp.key))
+        matched.append(_and(parts))
+    per = spans.group_by(TRACE_ID).agg(aggs2)
+    per = per.with_columns([mx.alias(f"m{i}") for i, mx in enumerate(matched)])
+    first = pl.coalesce([pl.when(pl.col(f"m{i}")).then(pl.lit(i, pl.Int32)) for i in range(len(matched))])
+    per = per.select([TRACE_ID, "spans", first.alias("rule_index"), *[f"m{i}" for i in range(len(matched))]])
+    df = per.collect(engine="streaming").sort(TRACE_ID)
+    return EvalResult(finish_decisions(df, plan), _matches(df, plan) if with_matches else None)
+
+
+def _matches(df: pl.DataFrame, plan: SamplerPlan) -> pl.DataFrame:
+    cols = [f"m{i}" for i in range(len(plan.rules))]
+    return df.sort(TRACE_ID).select([TRACE_ID, *[pl.col(c).cast(pl.Boolean) for c in cols]])
+
+
+def deterministic_hashes(trace_ids: Iterable[str]) -> list[int]:
+    """``BigEndianUint32(sha1(traceID + salt)[:4])`` for each trace id (``sample/deterministic.go``)."""
+    salt = gostr.DETERMINISTIC_SALT.encode()
+    out = []
+    for t in trace_ids:
+        out.append(int.from_bytes(hashlib.sha1(t.encode("utf-8", "surrogatepass") + salt).digest()[:4], "big"))
+    return out
+
+
+def finish_decisions(per_trace: pl.DataFrame, plan: SamplerPlan) -> pl.DataFrame:
+    """The decisions table from ``trace_id, spans, rule_index`` (and optionally ``det_hash``, a UInt32 or
+    UInt64 of the DeterministicSampler hash) per trace: rule name, keep, rate, reason, sampler."""
+    outcomes = [(r.index, r.name, r.outcome) for r in plan.rules]
+    default = plan.top or NO_MATCH
+    table = pl.DataFrame(
+        {
+            "rule_index": [i for i, _, _ in outcomes],
+            "rule": [n for _, n, _ in outcomes],
+            "_keep": [o.keep for _, _, o in outcomes],
+            "_rate": [o.rate for _, _, o in outcomes],
+            "_reason": [o.reason for _, _, o in outcomes],
+            "_sampler": [o.sampler for _, _, o in outcomes],
+        },
+        schema={
+            "rule_index": pl.Int32,
+            "rule": pl.String,
+            "_keep": pl.String,
+            "_rate": pl.UInt64,
+            "_reason": pl.String,
+            "_sampler": pl.String,
+        },
+    )
+    df = per_trace.select(
+        [pl.col(TRACE_ID), pl.col("spans").cast(pl.Int64), pl.col("rule_index").cast(pl.Int32)]
+        + ([pl.col("det_hash")] if "det_hash" in per_trace.columns else [])
+    ).join(table, on="rule_index", how="left")
+    df = df.with_columns(
+        pl.col("_keep").fill_null(pl.lit(default.keep)).alias("keep"),
+        pl.col("_rate").fill_null(pl.lit(default.rate, pl.UInt64)).alias("rate"),
+        pl.col("_reason").fill_null(pl.lit(default.reason)).alias("reason"),
+        (
+            pl.col("_sampler") if default.sampler is None else pl.col("_sampler").fill_null(pl.lit(default.sampler))
+        ).alias("sampler"),
+    )
+    det = df.filter(pl.col("keep") == "deterministic")
+    if det.height:
+        if "det_hash" in df.columns:
+            hashes = det.get_column("det_hash").cast(pl.UInt64)
+        else:
+            hashes = pl.Series(deterministic_hashes(det.get_column(TRACE_ID).to_list()), dtype=pl.UInt64)
+        limit = (2**32 - 1) // (det.get_column("rate").cast(pl.UInt64) & (2**32 - 1))
+        kept = pl.DataFrame({TRACE_ID: det.get_column(TRACE_ID), "_det": (hashes <= limit)})
+        df = df.join(kept, on=TRACE_ID, how="left").with_columns(
+            pl.when(pl.col("keep") == "deterministic")
+            .then(pl.when(pl.col("_det")).then(pl.lit("true")).otherwise(pl.lit("false")))
+            .otherwise(pl.col("keep"))
+            .alias("keep")
+        )
+    schema: dict[str, Any] = dict(DECISION_SCHEMA)
+    return df.select(list(schema)).cast(pl.Schema(schema)).sort(TRACE_ID)
+
+
+__all__ = ["PolarsRenderer", "deterministic_hashes", "evaluate", "finish_decisions"]
