@@ -302,3 +302,45 @@ def deterministic_keep(trace_id: str, rate: int) -> bool:
     if rate <= 1:
         return True
     return deterministic_hash(trace_id) <= UINT32_MAX // (rate & UINT32_MAX or 1)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# time.ParseDuration (durations in sampler settings: "30s", "1m30s", "100ms")
+
+_DURATION_UNITS = {
+    "ns": 1,
+    "us": 1_000,
+    "µs": 1_000,  # U+00B5
+    "μs": 1_000,  # U+03BC
+    "ms": 1_000_000,
+    "s": 1_000_000_000,
+    "m": 60_000_000_000,
+    "h": 3_600_000_000_000,
+}
+_DURATION_PART = re.compile(r"([0-9]*)(?:\.([0-9]*))?([^0-9.]+)")
+
+
+def parse_duration(s: str) -> int | None:
+    """Go ``time.ParseDuration``: nanoseconds, or None. ``[-+]?([0-9]*(\\.[0-9]*)?[a-z]+)+`` or ``0``."""
+    neg = s[:1] == "-"
+    body = s[1:] if s[:1] in ("+", "-") else s
+    if body == "0":
+        return 0
+    if not body:
+        return None
+    total = 0
+    pos = 0
+    while pos < len(body):
+        m = _DURATION_PART.match(body, pos)
+        if m is None or (not m.group(1) and not m.group(2)):
+            return None
+        unit = _DURATION_UNITS.get(m.group(3))
+        if unit is None:
+            return None
+        whole = int(m.group(1) or "0")
+        frac = m.group(2) or ""
+        total += whole * unit + (int(frac) * unit) // (10 ** len(frac)) if frac else whole * unit
+        if total > INT64_MAX + (1 if neg else 0):
+            return None
+        pos = m.end()
+    return -total if neg else total
