@@ -1,0 +1,280 @@
+"""The policy IR: typed, frozen, and carrying source spans. Built and validated once (nectar/policy/expr.py and
+nectar/policy/load.py); the formatter, the lowering to Refinery rules and every later stage read only this.
+
+A match expression is a tree of :data:`Expr` nodes. Atoms (:class:`Compare`, :class:`InList`, :class:`StringOp`,
+:class:`Exists`, :class:`HasRoot`) each become one Refinery condition. :class:`And`, :class:`Or`, :class:`Not`,
+:class:`Const` and :class:`SpanGroup` structure them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from dataclasses import field as dc_field
+from enum import StrEnum
+
+from nectar.errors import Span
+
+
+class LitKind(StrEnum):
+    STRING = "string"
+    INT = "int"
+    FLOAT = "float"
+    BOOL = "bool"
+    DURATION = "duration"  # a number with a unit; ``value`` is in milliseconds (float)
+
+
+@dataclass(frozen=True, slots=True)
+class Literal:
+    """A literal value. ``text`` is how it was written (kept for durations and for the formatter)."""
+
+    kind: LitKind
+    value: str | int | float | bool
+    text: str
+    span: Span | None = dc_field(default=None, compare=False)
+
+
+class FieldKind(StrEnum):
+    ATTR = "attr"  # a span field, possibly through an alias, possibly on the root span only
+    SPAN_COUNT = "span_count"  # the trace's span count (Refinery ?.NUM_DESCENDANTS)
+
+
+@dataclass(frozen=True, slots=True)
+class FieldRef:
+    """A field as written and as resolved.
+
+    ``written`` is the name in the source (``http.status``, ``root.http.route``); ``fields`` the real span fields
+    after alias expansion, without the ``root.`` prefix (``http.response.status_code``, ``http.status_code``);
+    ``root`` whether only the root span is read; ``quoted`` whether it was written in backticks.
+    """
+
+    kind: FieldKind
+    written: str
+    fields: tuple[str, ...] = ()
+    root: bool = False
+    quoted: bool = False
+    span: Span | None = dc_field(default=None, compare=False)
+
+    @property
+    def refinery_fields(self) -> tuple[str, ...]:
+        """Names as a Refinery condition's ``Field``/``Fields`` (with ``root.`` where it applies)."""
+        if self.kind is FieldKind.SPAN_COUNT:
+            return ("?.NUM_DESCENDANTS",)
+        return tuple("root." + f for f in self.fields) if self.root else self.fields
+
+    @property
+    def is_alias(self) -> bool:
+        base = self.written[5:] if self.root and not self.quoted else self.written
+        return self.kind is FieldKind.ATTR and self.fields != (base,)
+
+
+class CmpOp(StrEnum):
+    EQ = "=="
+    NE = "!="
+    GT = ">"
+    GE = ">="
+    LT = "<"
+    LE = "<="
+
+    def negated(self) -> CmpOp:
+        return _NEGATED[self]
+
+
+_NEGATED = {
+    CmpOp.EQ: CmpOp.NE,
+    CmpOp.NE: CmpOp.EQ,
+    CmpOp.GT: CmpOp.LE,
+    CmpOp.LE: CmpOp.GT,
+    CmpOp.LT: CmpOp.GE,
+    CmpOp.GE: CmpOp.LT,
+}
+
+
+class StrOpKind(StrEnum):
+    CONTAINS = "contains"
+    STARTS_WITH = "starts_with"
+    ENDS_WITH = "ends_with"
+    MATCHES = "matches"
+
+
+@dataclass(frozen=True, slots=True)
+class Compare:
+    field: FieldRef
+    op: CmpOp
+    value: Literal
+    span: Span | None = dc_field(default=None, compare=False)
+
+
+@dataclass(frozen=True, slots=True)
+class InList:
+    """``field in (...)`` or, with ``negated``, ``field not in (...)``. All values have one kind."""
+
+    field: FieldRef
+    values: tuple[Literal, ...]
+    negated: bool = False
+    span: Span | None = dc_field(default=None, compare=False)
+
+
+@dataclass(frozen=True, slots=True)
+class StringOp:
+    """``contains``, ``starts_with``, ``ends_with``, ``matches``; ``negated`` only for ``not contains``."""
+
+    field: FieldRef
+    kind: StrOpKind
+    pattern: Literal
+    negated: bool = False
+    span: Span | None = dc_field(default=None, compare=False)
+
+
+@dataclass(frozen=True, slots=True)
+class Exists:
+    field: FieldRef
+    negated: bool = False
+    span: Span | None = dc_field(default=None, compare=False)
+
+
+@dataclass(frozen=True, slots=True)
+class HasRoot:
+    """``has_root()`` (the trace's root span has arrived) or, negated, ``not has_root()``."""
+
+    negated: bool = False
+    span: Span | None = dc_field(default=None, compare=False)
+
+
+@dataclass(frozen=True, slots=True)
+class Const:
+    value: bool
+    span: Span | None = dc_field(default=None, compare=False)
+
+
+@dataclass(frozen=True, slots=True)
+class And:
+    items: tuple[Expr, ...]
+    span: Span | None = dc_field(default=None, compare=False)
+
+
+@dataclass(frozen=True, slots=True)
+class Or:
+    items: tuple[Expr, ...]
+    span: Span | None = dc_field(default=None, compare=False)
+
+
+@dataclass(frozen=True, slots=True)
+class Not:
+    item: Expr
+    span: Span | None = dc_field(default=None, compare=False)
+
+
+@dataclass(frozen=True, slots=True)
+class SpanGroup:
+    """``span(...)``: every atom inside must hold on one and the same span (Refinery ``Scope: span``)."""
+
+    item: Expr
+    span: Span | None = dc_field(default=None, compare=False)
+
+
+Atom = Compare | InList | StringOp | Exists | HasRoot
+Expr = Compare | InList | StringOp | Exists | HasRoot | Const | And | Or | Not | SpanGroup
+ATOM_TYPES = (Compare, InList, StringOp, Exists, HasRoot)
+
+
+# ---------------------------------------------------------------------------------------------------- actions
+
+
+@dataclass(frozen=True, slots=True)
+class KeepAction:
+    span: Span | None = dc_field(default=None, compare=False)
+
+
+@dataclass(frozen=True, slots=True)
+class DropAction:
+    span: Span | None = dc_field(default=None, compare=False)
+
+
+@dataclass(frozen=True, slots=True)
+class SampleAction:
+    """``sample(P)``: keep 1 in ``rate`` = round(1/P) traces at random (Refinery ``SampleRate``)."""
+
+    rate: int
+    written: str  # the probability as written (``0.01``, ``1/100``)
+    span: Span | None = dc_field(default=None, compare=False)
+
+
+@dataclass(frozen=True, slots=True)
+class DynamicAction:
+    """``dynamic(rate=N, keys=(...))``: Refinery's EMADynamicSampler (GoalSampleRate, FieldList)."""
+
+    goal_rate: int
+    keys: tuple[str, ...]
+    span: Span | None = dc_field(default=None, compare=False)
+
+
+@dataclass(frozen=True, slots=True)
+class ThroughputAction:
+    """``throughput(per_second=N, keys=(...))``: Refinery's EMAThroughputSampler (GoalThroughputPerSec)."""
+
+    per_second: int
+    keys: tuple[str, ...]
+    span: Span | None = dc_field(default=None, compare=False)
+
+
+@dataclass(frozen=True, slots=True)
+class DeterministicAction:
+    """``deterministic(rate=N)``: Refinery's DeterministicSampler (keep by a hash of the trace id)."""
+
+    rate: int
+    span: Span | None = dc_field(default=None, compare=False)
+
+
+Action = KeepAction | DropAction | SampleAction | DynamicAction | ThroughputAction | DeterministicAction
+
+
+# ---------------------------------------------------------------------------------------------------- policy
+
+
+@dataclass(frozen=True, slots=True)
+class PolicyRule:
+    name: str
+    match: Expr
+    match_text: str
+    action: Action
+    action_text: str
+    priority: int = 0
+    description: str = ""
+    span: Span | None = dc_field(default=None, compare=False)
+
+
+@dataclass(frozen=True, slots=True)
+class MustKeep:
+    """A class of traces the prover must see kept with probability 1."""
+
+    name: str
+    match: Expr
+    match_text: str
+    span: Span | None = dc_field(default=None, compare=False)
+
+
+@dataclass(frozen=True, slots=True)
+class Diagnostic:
+    """A warning found while building the IR (errors are raised instead)."""
+
+    message: str
+    span: Span | None = None
+    hint: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Policy:
+    """A whole policy. ``rules`` are in file order; :meth:`ordered_rules` gives evaluation order."""
+
+    version: int
+    name: str
+    rules: tuple[PolicyRule, ...]
+    budget_per_second: float | None = None
+    description: str = ""
+    must_keep: tuple[MustKeep, ...] = ()
+    diagnostics: tuple[Diagnostic, ...] = dc_field(default=(), compare=False)
+    path: str | None = dc_field(default=None, compare=False)
+
+    def ordered_rules(self) -> tuple[PolicyRule, ...]:
+        """Evaluation order: higher priority first; equal priorities keep file order."""
+        return tuple(sorted(self.rules, key=lambda r: -r.priority))
