@@ -177,8 +177,8 @@ def _and(exprs: list[pl.Expr]) -> pl.Expr:
     return out
 
 
-class _Compiler:
-    """Builds the per-span condition expressions of one plan over one corpus."""
+class PlanColumns:
+    """The columns one plan reads (``collect_needs``) and its per-span condition expressions in Polars."""
 
     def __init__(self, plan: SamplerPlan, fields: dict[str, dict[ValueType, str]]) -> None:
         self.plan = plan
@@ -290,7 +290,7 @@ def evaluate(
     is_root = (pl.col(PARENT_ID).is_null() | (pl.col(PARENT_ID) == "")) & ~is_log
     fields[META_ROOT] = {ValueType.BOOL: META_ROOT_COL}
 
-    comp = _Compiler(plan, fields)
+    comp = PlanColumns(plan, fields)
     comp.collect_needs()
     corpus_cols = set(lf.collect_schema().names())
     dist_cols = sorted({col for (_, col) in comp.distinct} | {col for (_, col) in comp.nested_cols})

@@ -1,0 +1,415 @@
+"""The DuckDB evaluator: one SQL query over the corpus's Parquet files, built from the shared lowering.
+
+The query has the same shape as the Polars pipeline (see :mod:`nectar.engine.polars_engine`): spans with
+``__is_root``; the last root per trace (``QUALIFY row_number()`` by ``arrival``) and the span count joined back;
+``bool_or`` per condition (trace scope) or per rule (span scope) grouped by trace; a ``CASE`` picking the first
+matching rule. DeterministicSampler hashes use DuckDB's ``sha1()``.
+
+SQL is built as :class:`Sql` pieces (text plus bound parameters) and rendered once: identifiers go through
+``quote_ident``, every value from the rules is a ``?`` parameter, and the matching sets of :class:`Distinct` nodes
+(Go ``%v`` of floats, ParseFloat, Go regexps, evaluated in Python on distinct values) are registered Arrow tables.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import duckdb
+import polars as pl
+import pyarrow as pa
+
+from nectar.corpus.layout import ARRIVAL, PARENT_ID, TRACE_ID, Corpus, ValueType, quote_ident
+from nectar.engine.decision import EvalResult
+from nectar.engine.lowering import (
+    META_ROOT,
+    SIGNAL_TYPE,
+    TRUE_STRINGS,
+    Cmp,
+    CondPlan,
+    Const,
+    Distinct,
+    InSet,
+    Node,
+    Not,
+    SamplerPlan,
+    StrTest,
+    View,
+    needs_descendants,
+    needs_root,
+    plan_sampler,
+    visible_fields,
+)
+from nectar.engine.polars_engine import (
+    HAS_ROOT,
+    IS_ROOT,
+    META_ROOT_COL,
+    NUM_DESC,
+    ROOT_PREFIX_COL,
+    PlanColumns,
+    base_column,
+    finish_decisions,
+)
+from nectar.refinery import gostr
+from nectar.refinery.model import RulesBasedSampler, Sampler, SamplerConfig
+
+_SQL_TYPE = {
+    ValueType.STR: "VARCHAR",
+    ValueType.INT: "BIGINT",
+    ValueType.FLOAT: "DOUBLE",
+    ValueType.BOOL: "BOOLEAN",
+    ValueType.JSON: "VARCHAR",
+}
+_VIEW_OUT = {View.STR: ValueType.STR, View.ATOI: ValueType.INT, View.TRUNC: ValueType.INT}
+_VIEW_OUT |= {View.TOFLOAT: ValueType.FLOAT, View.PARSEBOOL: ValueType.BOOL}
+_CMP = {"eq": "=", "ne": "<>", "lt": "<", "le": "<=", "gt": ">", "ge": ">="}
+
+
+@dataclass(frozen=True, slots=True)
+class Sql:
+    """A piece of SQL: text written by this module (keywords, quoted identifiers) and its bound parameters."""
+
+    text: str
+    params: tuple[Any, ...] = ()
+
+
+def cat(*parts: Sql | str) -> Sql:
+    """Concatenate pieces; ``str`` parts are SQL text written here, never user input."""
+    text: list[str] = []
+    params: list[Any] = []
+    for p in parts:
+        if isinstance(p, str):
+            text.append(p)
+        else:
+            text.append(p.text)
+            params.extend(p.params)
+    return Sql("".join(text), tuple(params))
+
+
+def join(sep: str, parts: Iterable[Sql | str]) -> Sql:
+    items = list(parts)
+    out: list[Sql | str] = []
+    for i, p in enumerate(items):
+        if i:
+            out.append(sep)
+        out.append(p)
+    return cat(*out)
+
+
+def ident(name: str) -> Sql:
+    return Sql(quote_ident(name))
+
+
+def param(value: Any, sql_type: str) -> Sql:
+    return Sql(f"CAST(? AS {sql_type})", (value,))
+
+
+def lit_bool(b: bool) -> Sql:
+    return Sql("true" if b else "false")
+
+
+class DuckRenderer:
+    """Compiles lowered nodes to SQL over one typed column (method ``node_<Node>`` per node type).
+    ``sets`` maps each Distinct node and base column to the name of a registered table of matching values."""
+
+    def __init__(self, sets: Mapping[tuple[str, str], str], fn_values: Mapping[str, tuple[bool, bool]]) -> None:
+        self.sets = sets
+        self.fn_values = fn_values  # Distinct key -> (fn(-0.0), fn(0.0)) for float columns
+
+    def render(self, node: Node, col: str, kind: ValueType) -> Sql:
+        out: Sql = getattr(self, "node_" + type(node).__name__)(node, col, kind)
+        return out
+
+    def view(self, view: View, col: str, kind: ValueType) -> Sql:
+        c = ident(col)
+        if view is View.RAW:
+            return c
+        if view is View.STR:
+            if kind is ValueType.INT:
+                return cat("CAST(", c, " AS VARCHAR)")
+            if kind is ValueType.BOOL:
+                return cat("(CASE WHEN ", c, " THEN 'true' ELSE 'false' END)")
+            return c
+        if view is View.ATOI:  # strconv.Atoi: optional sign, ASCII digits, int64 range (TRY_CAST -> NULL)
+            return cat(
+                "(CASE WHEN regexp_full_match(", c, ", '[+-]?[0-9]+') THEN TRY_CAST(ltrim(", c, ", '+') AS BIGINT) END)"
+            )
+        if view is View.TRUNC:  # Go int(float64) on amd64: NaN/Inf/out of range -> MinInt64; CAST rounds, so trunc()
+            bad = cat("isnan(", c, ") OR ", c, " >= 9223372036854775808.0 OR ", c, " < -9223372036854775808.0")
+            return cat(
+                "(CASE WHEN ",
+                bad,
+                " THEN CAST(-9223372036854775808 AS BIGINT) ELSE CAST(trunc(",
+                c,
+                ") AS BIGINT) END)",
+            )
+        if view is View.TOFLOAT:
+            return cat("CAST(", c, " AS DOUBLE)")
+        if view is View.PARSEBOOL:
+            if kind is ValueType.STR:
+                return cat("list_contains(", param(list(TRUE_STRINGS), "VARCHAR[]"), ", ", c, ")")
+            if kind is ValueType.INT:
+                return cat("(", c, " = 1)")
+            if kind is ValueType.FLOAT:
+                return cat("(", c, " = 1.0)")  # %v of 1.0 is "1"
+            return c
+        raise AssertionError(view)
+
+    def node_Const(self, node: Const, col: str, kind: ValueType) -> Sql:
+        return lit_bool(node.value)
+
+    def node_Cmp(self, node: Cmp, col: str, kind: ValueType) -> Sql:
+        out = _VIEW_OUT.get(node.view, kind)
+        x = self.view(node.view, col, kind)
+        lit = param(node.lit, _SQL_TYPE[out])
+        if out is not ValueType.FLOAT:
+            return cat("coalesce(", x, f" {_CMP[node.op]} ", lit, ", false)")
+        # DuckDB orders NaN above everything and equal to itself; Go does neither.
+        nan = cat("isnan(", x, ")")
+        if node.untyped:
+            lt = cat("(", x, " < ", lit, " AND NOT ", nan, ")")
+            gt = cat("(", x, " > ", lit, " AND NOT ", nan, ")")
+            res = {
+                "eq": cat("NOT ", lt, " AND NOT ", gt),
+                "ne": cat(lt, " OR ", gt),
+                "lt": lt,
+                "gt": gt,
+                "le": cat("NOT ", gt),
+                "ge": cat("NOT ", lt),
+            }[node.op]
+        elif node.op == "ne":
+            res = cat(x, " <> ", lit, " OR ", nan)
+        else:
+            res = cat(x, f" {_CMP[node.op]} ", lit, " AND NOT ", nan)
+        return cat("coalesce((", res, "), false)")
+
+    def node_InSet(self, node: InSet, col: str, kind: ValueType) -> Sql:
+        out = _VIEW_OUT.get(node.view, kind)
+        values = param(list(node.values), _SQL_TYPE[out] + "[]")
+        return cat("coalesce(list_contains(", values, ", ", self.view(node.view, col, kind), "), false)")
+
+    def node_StrTest(self, node: StrTest, col: str, kind: ValueType) -> Sql:
+        x = self.view(View.STR, col, kind)
+        fn = "starts_with" if node.op == "starts" else "contains"
+        return cat(f"coalesce({fn}(", x, ", ", param(node.lit, "VARCHAR"), "), false)")
+
+    def node_Not(self, node: Not, col: str, kind: ValueType) -> Sql:
+        return cat("(NOT ", self.render(node.inner, col, kind), ")")
+
+    def node_Distinct(self, node: Distinct, col: str, kind: ValueType) -> Sql:
+        c = ident(col)
+        table = self.sets[(node.key, base_column(col))]
+        hit = cat("coalesce(", c, " IN (SELECT v FROM ", ident(table), "), false)")
+        if kind is ValueType.FLOAT:  # DISTINCT merges -0.0 and 0.0, whose %v differ ("-0" / "0")
+            neg, pos = self.fn_values[node.key]
+            return cat("(CASE WHEN ", c, " = 0 THEN (CASE WHEN signbit(", c, ") THEN ", lit_bool(neg), " ELSE ",
+                       lit_bool(pos), " END) ELSE ", hit, " END)")  # fmt: skip
+        return hit
+
+
+def _cond_sql(
+    comp: PlanColumns, cp: CondPlan, r: DuckRenderer, nested: Mapping[tuple[str, str], tuple[str, str]]
+) -> Sql:
+    if cp.const is not None:
+        return lit_bool(cp.const)
+    if cp.num_descendants:
+        return r.render(cp.preds[ValueType.INT], NUM_DESC, ValueType.INT)
+    whens: list[Sql] = []
+    for src in cp.sources:
+        cols = comp.fields.get(src.field, {})
+        if not cols:
+            continue
+        pre = ROOT_PREFIX_COL if src.root else ""
+        exists: list[Sql] = []
+        inner: list[Sql] = []
+        for t, col in cols.items():
+            name = pre + col
+            if t is ValueType.NULL:
+                present, pred = cat("coalesce(", ident(name), ", false)"), lit_bool(cp.null_value)
+            else:
+                present, pred = cat(ident(name), " IS NOT NULL"), r.render(cp.preds[t], name, t)
+            exists.append(present)
+            inner.append(cat(" WHEN ", present, " THEN ", pred))
+        whens.append(cat(" WHEN ", join(" OR ", exists), " THEN (CASE", *inner, " ELSE false END)"))
+    for np in cp.nested:
+        jcol = comp.fields.get(np.head, {}).get(ValueType.JSON)
+        if not jcol:
+            continue
+        t_exists, t_match = nested[(cp.key + "/" + np.head + "." + np.path, jcol)]
+        if cp.nested_on_root:
+            c = cat(
+                "(CASE WHEN ", ident(HAS_ROOT), " THEN ", ident(ROOT_PREFIX_COL + jcol), " ELSE ", ident(jcol), " END)"
+            )
+        else:
+            c = ident(jcol)
+        e = cat("coalesce(", c, " IN (SELECT v FROM ", ident(t_exists), "), false)")
+        m = cat("coalesce(", c, " IN (SELECT v FROM ", ident(t_match), "), false)")
+        whens.append(cat(" WHEN ", e, " THEN ", m))
+    if not whens:
+        return lit_bool(cp.missing_value)
+    return cat("(CASE", *whens, " ELSE ", lit_bool(cp.missing_value), " END)")
+
+
+def _det_hash(plan: SamplerPlan) -> Sql | None:
+    outs = [r.outcome for r in plan.rules] + ([plan.top] if plan.top else [])
+    if not any(o.keep == "deterministic" for o in outs):
+        return None
+    # BigEndianUint32(sha1(traceID + salt)[:4]): the first 8 hex digits of sha1().
+    h = cat("sha1(", ident(TRACE_ID), " || ", param(gostr.DETERMINISTIC_SALT, "VARCHAR"), ")")
+    return cat("CAST('0x' || substr(", h, ", 1, 8) AS UBIGINT) AS det_hash")
+
+
+def connect() -> duckdb.DuckDBPyConnection:
+    """An in-memory DuckDB connection with bounded memory (``NECTAR_DUCKDB_MEMORY``, default 3GB)."""
+    con = duckdb.connect(":memory:")
+    con.execute("SET memory_limit = ?", [os.environ.get("NECTAR_DUCKDB_MEMORY", "3GB")])
+    con.execute("SET preserve_insertion_order = false")
+    return con
+
+
+def evaluate(
+    sampler: SamplerConfig | RulesBasedSampler | Sampler, corpus: Corpus, with_matches: bool = False
+) -> EvalResult:
+    """Decide every trace of ``corpus`` with ``sampler`` (the DuckDB engine)."""
+    plan = plan_sampler(sampler)
+    src_text, src_params = corpus.duckdb_spans_sql()
+    src = Sql(src_text, tuple(src_params))
+    con = connect()
+    try:
+        return _evaluate(con, plan, corpus, src, with_matches)
+    finally:
+        con.close()
+
+
+def _evaluate(
+    con: duckdb.DuckDBPyConnection, plan: SamplerPlan, corpus: Corpus, src: Sql, with_matches: bool
+) -> EvalResult:
+    det = _det_hash(plan)
+    tid = ident(TRACE_ID)
+    if plan.top is not None or not plan.rules:
+        cols: list[Sql | str] = [tid, ", CAST(count(*) AS BIGINT) AS spans, CAST(NULL AS INTEGER) AS rule_index"]
+        if det is not None:
+            cols += [", ", det]
+        q = cat("SELECT ", *cols, " FROM (", src, ") GROUP BY ", tid, " ORDER BY ", tid)
+        df = _frame(con.sql(q.text, params=list(q.params)).to_arrow_table())
+        return EvalResult(finish_decisions(df, plan), _matches(df, plan) if with_matches else None)
+
+    fields = visible_fields(corpus.field_columns)
+    sig = fields.get(SIGNAL_TYPE, {}).get(ValueType.STR)
+    fields[META_ROOT] = {ValueType.BOOL: META_ROOT_COL}
+    comp = PlanColumns(plan, fields)
+    comp.collect_needs()
+    schema = corpus.canonical_schema()
+    # Distinct values of the columns that need Python evaluation, then the matching sets as Arrow tables.
+    dist_cols = sorted({c for (_, c) in comp.distinct} | {c for (_, c) in comp.nested_cols})
+    values: dict[str, list[Any]] = {}
+    for c in dist_cols:
+        if c in schema:
+            q = cat("SELECT DISTINCT ", ident(c), " FROM (", src, ") WHERE ", ident(c), " IS NOT NULL")
+            values[c] = [row[0] for row in con.execute(q.text, list(q.params)).fetchall()]
+    sets: dict[tuple[str, str], str] = {}
+    fn_values: dict[str, tuple[bool, bool]] = {}
+
+    def register(vals: list[Any], arrow_type: pa.DataType) -> str:
+        name = f"__nectar_set_{len(registered)}"
+        registered.append(name)
+        con.register(name, pa.table({"v": pa.array(vals, arrow_type)}))
+        return name
+
+    registered: list[str] = []
+    nested_sets: dict[tuple[str, str], tuple[str, str]] = {}
+    for (key, col), (node, kind) in comp.distinct.items():
+        assert isinstance(node, Distinct)
+        arrow = schema.get(col, pa.string())
+        sets[(key, col)] = register([v for v in values.get(col, []) if node.fn(v)], arrow)
+        fn_values[node.key] = (node.fn(-0.0), node.fn(0.0)) if kind is ValueType.FLOAT else (False, False)
+    for (key, col), np in comp.nested_cols.items():
+        hits = [(v, np.found(v)) for v in values.get(col, [])]
+        t_e = register([v for v, (e, _) in hits if e], pa.string())
+        t_m = register([v for v, (_, m) in hits if m], pa.string())
+        nested_sets[(key, col)] = (t_e, t_m)
+
+    is_log = cat("coalesce(", ident(sig), " = 'log', false)") if sig else Sql("false")
+    is_root = cat("((", ident(PARENT_ID), " IS NULL OR ", ident(PARENT_ID), " = '') AND NOT ", is_log, ")")
+    wanted = sorted((comp.base_cols | comp.root_cols) - {META_ROOT_COL})
+    base_cols: list[Sql | str] = [tid, ", ", ident(ARRIVAL)]
+    for c in wanted:
+        base_cols += [", ", ident(c)]
+    base_cols += [", ", is_root, " AS ", ident(IS_ROOT)]
+    base_cols += [", (CASE WHEN ", is_log, " THEN NULL ELSE ", is_root, " END) AS ", ident(META_ROOT_COL)]
+    ctes: list[Sql] = [cat("base AS (SELECT ", *base_cols, " FROM (", src, "))")]
+    span_cols: list[Sql] = [cat("base.", tid), *[cat("base.", ident(c)) for c in [*wanted, META_ROOT_COL]]]
+    joins: list[Sql | str] = []
+    if needs_root(plan):
+        rcols = [cat(", ", ident(c), " AS ", ident(ROOT_PREFIX_COL + c)) for c in sorted(comp.root_cols)]
+        ctes.append(cat("roots AS (SELECT ", tid, ", true AS ", ident(HAS_ROOT), *rcols, " FROM base WHERE ",
+                        ident(IS_ROOT), " QUALIFY row_number() OVER (PARTITION BY ", tid, " ORDER BY ",
+                        ident(ARRIVAL), " DESC) = 1)"))  # fmt: skip
+        joins.append(cat(" LEFT JOIN roots ON roots.", tid, " = base.", tid))
+        span_cols.append(cat("coalesce(roots.", ident(HAS_ROOT), ", false) AS ", ident(HAS_ROOT)))
+        span_cols += [cat("roots.", ident(ROOT_PREFIX_COL + c)) for c in sorted(comp.root_cols)]
+    if needs_descendants(plan):
+        ctes.append(
+            cat(
+                "nd AS (SELECT ",
+                tid,
+                ", CAST(count(*) AS BIGINT) AS ",
+                ident(NUM_DESC),
+                " FROM base GROUP BY ",
+                tid,
+                ")",
+            )
+        )
+        joins.append(cat(" LEFT JOIN nd ON nd.", tid, " = base.", tid))
+        span_cols.append(cat("nd.", ident(NUM_DESC)))
+    ctes.append(cat("spans AS (SELECT ", join(", ", span_cols), " FROM base", *joins, ")"))
+
+    renderer = DuckRenderer(sets, fn_values)
+    aggs: list[Sql] = [cat(tid), Sql("CAST(count(*) AS BIGINT) AS spans")]
+    if needs_root(plan):
+        aggs.append(cat("bool_or(", ident(HAS_ROOT), ") AS ", ident(HAS_ROOT)))
+    matched: list[Sql] = []
+    for rule in plan.rules:
+        if rule.scope == "invalid" or not rule.conds:
+            matched.append(Sql("true"))
+            continue
+        if rule.scope == "span":
+            span_all = join(" AND ", [cat("(", _cond_sql(comp, cp, renderer, nested_sets), ")") for cp in rule.conds])
+            aggs.append(cat("bool_or(", span_all, ") AS ", ident(f"s{rule.index}")))
+            matched.append(ident(f"s{rule.index}"))
+            continue
+        parts: list[Sql] = []
+        for cp in rule.conds:
+            if cp.has_root is not None:
+                parts.append(cat("(", ident(HAS_ROOT), " = ", lit_bool(cp.has_root), ")"))
+            else:
+                aggs.append(cat("bool_or(", _cond_sql(comp, cp, renderer, nested_sets), ") AS ", ident(cp.key)))
+                parts.append(ident(cp.key))
+        matched.append(join(" AND ", parts))
+    ctes.append(cat("per AS (SELECT ", join(", ", aggs), " FROM spans GROUP BY ", tid, ")"))
+    mcols = [cat("coalesce(", m, ", false) AS ", ident(f"m{i}")) for i, m in enumerate(matched)]
+    first = cat("CASE", *[cat(" WHEN ", ident(f"m{i}"), f" THEN {i}") for i in range(len(matched))], " END")
+    final: list[Sql | str] = [tid, ", spans, CAST(", first, " AS INTEGER) AS rule_index"]
+    final += [cat(", ", ident(f"m{i}")) for i in range(len(matched))]
+    if det is not None:
+        final += [", ", det]
+    q = cat("WITH ", join(", ", ctes), ", matched AS (SELECT ", tid, ", spans, ", join(", ", mcols),
+            " FROM per) SELECT ", *final, " FROM matched ORDER BY ", tid)  # fmt: skip
+    df = _frame(con.sql(q.text, params=list(q.params)).to_arrow_table())
+    return EvalResult(finish_decisions(df, plan), _matches(df, plan) if with_matches else None)
+
+
+def _matches(df: pl.DataFrame, plan: SamplerPlan) -> pl.DataFrame:
+    cols = [f"m{i}" for i in range(len(plan.rules))]
+    return df.sort(TRACE_ID).select([TRACE_ID, *[pl.col(c).cast(pl.Boolean) for c in cols]])
+
+
+__all__ = ["DuckRenderer", "Sql", "cat", "connect", "evaluate"]
+
+
+def _frame(table: pa.Table) -> pl.DataFrame:
+    df = pl.from_arrow(table)
+    assert isinstance(df, pl.DataFrame)
+    return df
