@@ -138,3 +138,38 @@ def go_float(f: float) -> str:
     if "." in text:
         text = text.rstrip("0").rstrip(".")
     return text
+
+
+_WS = " \t\r\n"
+
+
+def salvage_array(text: str, pos: int) -> tuple[list[Any], tuple[int, int, str] | None]:
+    """The complete items of a JSON array starting at ``text[pos] == "["``, and where it breaks, if it does.
+
+    For a truncated or damaged document: every item before the damage is kept. The break is reported as
+    ``(line, column, message)``.
+    """
+    dec = json.JSONDecoder()
+    items: list[Any] = []
+    n = len(text)
+    i = pos + 1
+    while True:
+        while i < n and text[i] in _WS:
+            i += 1
+        if i < n and text[i] == "]":
+            return items, None
+        try:
+            item, i = dec.raw_decode(text, i)
+        except json.JSONDecodeError as exc:
+            return items, (exc.lineno, exc.colno, exc.msg)
+        items.append(item)
+        while i < n and text[i] in _WS:
+            i += 1
+        if i < n and text[i] == ",":
+            i += 1
+            continue
+        if i < n and text[i] == "]":
+            return items, None
+        line = text.count("\n", 0, i) + 1
+        col = i - (text.rfind("\n", 0, i) + 1) + 1
+        return items, (line, col, "Expecting ',' delimiter" if i < n else "document ends inside an array")

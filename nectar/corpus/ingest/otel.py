@@ -155,7 +155,7 @@ def emit_span(sink: SpanSink, span: OtelSpan, base: dict[str, Any]) -> None:
     sid = span.span_id
     is_error = span.status_code == STATUS_ERROR
     start, end = span.start_ns, span.end_ns
-    start_us = start // 1_000
+    start_us = start // 1_000 if start > 0 else None  # a missing start (Zipkin allows it): no timestamp
     exception: dict[str, Any] | None = None
     for t_ns, ename, eattrs in span.events:
         f = dict(base)
@@ -173,7 +173,7 @@ def emit_span(sink: SpanSink, span: OtelSpan, base: dict[str, Any]) -> None:
         f["meta.signal_type"] = "trace"
         if span.name:
             f["parent_name"] = span.name
-        sink.add(tid, None, sid or None, t_ns // 1_000, f, annotation=True)
+        sink.add(tid, None, sid or None, t_ns // 1_000 if t_ns > 0 else None, f, annotation=True)
         if exception is None and ename == "exception":
             exception = {k: eattrs[k] for k in _EXCEPTION_STR if isinstance(eattrs.get(k), str)}
             if isinstance(eattrs.get("exception.escaped"), bool):

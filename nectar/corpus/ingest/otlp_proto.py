@@ -1,0 +1,144 @@
+"""OTLP protobuf: one ``ExportTraceServiceRequest`` (= ``TracesData`` on the wire) per file, or a stream of
+messages each preceded by its length (4 bytes, big-endian), as the collector's file exporter writes them.
+
+Decoded with the ``opentelemetry-proto`` package; field mapping: :mod:`nectar.corpus.ingest.otel`.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Iterator
+from typing import Any
+
+from google.protobuf.message import DecodeError
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
+from nectar.corpus.ingest.builder import RecordError, Skips, SpanSink
+from nectar.corpus.ingest.common import go_json
+from nectar.corpus.ingest.otel import MAX_DEPTH, SAMPLE_RATE_KEYS, OtelSpan, emit_span, scope_fields
+from nectar.corpus.ingest.sources import Source, open_stream, read_document
+
+
+def read(src: Source, sink: SpanSink, skips: Skips) -> Iterator[None]:
+    """Read an OTLP protobuf file (a single message, or length-prefixed messages)."""
+    raw, stream = open_stream(src)
+    try:
+        try:
+            data = read_document(stream)
+        except (OSError, EOFError) as exc:
+            skips.add(src.display, None, f"unreadable input: {exc}")
+            return
+    finally:
+        raw.close()
+    split = _split(data)
+    messages: list[tuple[int | None, bytes]] = list(split) if split is not None else [(None, data)]
+    for i, (offset, body) in enumerate(messages):
+        where = f"message[{i}]" if offset is not None else None
+        req = ExportTraceServiceRequest()
+        try:
+            req.ParseFromString(body)
+        except (DecodeError, RuntimeError, ValueError) as exc:
+            at = f" (byte {offset})" if offset is not None else ""
+            skips.add(src.display, None, f"invalid protobuf: not an ExportTraceServiceRequest{at}: {exc}", where=where)
+            continue
+        yield from _request(req, sink, skips, src.display, where)
+
+
+def _split(data: bytes) -> list[tuple[int, bytes]] | None:
+    """Length-prefixed messages, if the whole file is exactly that; else None (one message)."""
+    out: list[tuple[int, bytes]] = []
+    pos = 0
+    n = len(data)
+    while pos < n:
+        if pos + 4 > n:
+            return None
+        size = int.from_bytes(data[pos : pos + 4], "big")
+        if size == 0 or pos + 4 + size > n:
+            return None
+        out.append((pos, data[pos + 4 : pos + 4 + size]))
+        pos += 4 + size
+    # A plain ExportTraceServiceRequest starts with tag 0x0A, which as a length prefix is far past the end.
+    return out or None
+
+
+def _request(req: Any, sink: SpanSink, skips: Skips, name: str, where0: str | None) -> Iterator[None]:
+    limit = sink.batch_spans
+    prefix = f"{where0}." if where0 else ""
+    for i, rs in enumerate(req.resource_spans):
+        base = attributes(rs.resource.attributes)
+        for j, ss in enumerate(rs.scope_spans):
+            sc = ss.scope
+            sbase = {**base, **scope_fields(sc.name, sc.version, attributes(sc.attributes))}
+            for k, s in enumerate(ss.spans):
+                try:
+                    span = _span(s)
+                except RecordError as exc:
+                    skips.add(name, None, exc.reason, where=f"{prefix}resourceSpans[{i}].scopeSpans[{j}].spans[{k}]")
+                    continue
+                emit_span(sink, span, sbase)
+                if sink.n >= limit:
+                    yield
+
+
+def _span(s: Any) -> OtelSpan:
+    if not s.trace_id:
+        raise RecordError("missing trace id")
+    if not s.span_id:
+        raise RecordError("missing span id")
+    events = [(e.time_unix_nano, e.name, attributes(e.attributes)) for e in s.events]
+    links = [(lk.trace_id.hex(), lk.span_id.hex(), attributes(lk.attributes)) for lk in s.links]
+    return OtelSpan(
+        trace_id=s.trace_id.hex(),
+        span_id=s.span_id.hex(),
+        parent_id=s.parent_span_id.hex(),
+        name=s.name,
+        kind=int(s.kind),
+        start_ns=s.start_time_unix_nano,
+        end_ns=s.end_time_unix_nano,
+        attrs=attributes(s.attributes),
+        status_code=int(s.status.code),
+        status_message=s.status.message,
+        trace_state=s.trace_state,
+        events=events,
+        links=links,
+    )
+
+
+def attributes(kvs: Any) -> dict[str, Any]:
+    """Protobuf KeyValues to husky field values (see :mod:`nectar.corpus.ingest.otel`)."""
+    out: dict[str, Any] = {}
+    for kv in kvs:
+        if not kv.key or not kv.HasField("value") or kv.value.WhichOneof("value") is None:
+            continue
+        if kv.key in SAMPLE_RATE_KEYS:
+            continue
+        _put(out, kv.key, kv.value, 0)
+    return out
+
+
+def _put(out: dict[str, Any], key: str, v: Any, depth: int) -> None:
+    which = v.WhichOneof("value")
+    if which == "kvlist_value":
+        if depth < MAX_DEPTH:
+            for kv in v.kvlist_value.values:
+                if kv.key and kv.HasField("value") and kv.value.WhichOneof("value") is not None:
+                    _put(out, f"{key}.{kv.key}", kv.value, depth + 1)
+        else:
+            out[key] = go_json(_plain(v))
+    elif which in ("array_value", "bytes_value"):
+        out[key] = go_json(_plain(v))
+    elif which is not None:
+        out[key] = getattr(v, which)
+
+
+def _plain(v: Any) -> Any:
+    which = v.WhichOneof("value")
+    if which == "array_value":
+        return [p for p in (_plain(x) for x in v.array_value.values) if p is not None]
+    if which == "kvlist_value":
+        return {kv.key: _plain(kv.value) for kv in v.kvlist_value.values if kv.key}
+    if which == "bytes_value":
+        return base64.b64encode(v.bytes_value).decode("ascii")
+    if which is None:
+        return None
+    return getattr(v, which)
