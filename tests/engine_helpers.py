@@ -58,3 +58,11 @@ def sampler_from_vector(v: dict[str, Any]) -> RulesBasedSampler:
     return RulesBasedSampler(
         rules=tuple(rule_from_dict(r) for r in v["rules"]), check_nested_fields=bool(v.get("check_nested_fields"))
     )
+
+
+def load_conformance_or_empty() -> list[dict[str, Any]]:
+    """The vectors, or [] when ../shared is absent (the test then skips)."""
+    from tests.conftest import SHARED
+
+    p = SHARED / "refinery" / "conformance.json"
+    return list(json.loads(p.read_text())["vectors"]) if p.exists() else []
