@@ -17,6 +17,7 @@ the corpus, so a caller cannot get them wrong.
 from __future__ import annotations
 
 import fcntl
+import json
 import os
 import shutil
 import tempfile
@@ -49,6 +50,9 @@ from nectar.util import sha256_file
 ROW_GROUP_ROWS = 128 * 1024
 COMPRESSION = "zstd"
 LOCK_NAME = ".nectar.lock"
+# Each part file also carries its column map in the Parquet schema metadata, so a part read on its own (e.g.
+# re-ingested into another corpus) keeps every column's value type. The manifest stays the source of truth.
+COLUMNS_METADATA_KEY = b"nectar.columns"
 
 Batch = tuple[pa.Table, dict[str, list[str]]]
 
@@ -177,6 +181,9 @@ def append_tables(
                 if table.num_rows == 0:
                     continue
                 table = _normalise(table, arrival)
+                meta = dict(table.schema.metadata or {})
+                meta[COLUMNS_METADATA_KEY] = json.dumps(colmap, sort_keys=True, separators=(",", ":")).encode()
+                table = table.replace_schema_metadata(meta)
                 name = f"{PART_PREFIX}{number:06d}.parquet"
                 final = root / name
                 tmp = root / f".{name}.tmp"

@@ -41,7 +41,8 @@ _READER_MODULES = {
     "parquet": "parquet",
 }
 
-Reader = Callable[[Source, SpanSink, Skips], Iterator[None]]
+# A reader appends to the sink and yields None when the sink is full, or yields a ready (table, column map).
+Reader = Callable[[Source, SpanSink, Skips], Iterator[Any]]
 
 
 def reader_for(fmt: str) -> Reader:
@@ -149,8 +150,12 @@ def ingest_paths(
         def batches() -> Iterator[tuple[pa.Table, dict[str, list[str]]]]:
             for src, src_fmt in todo:
                 spans0, events0, skipped0 = sink.real_spans, sink.span_events, skips.count
-                for _ in reader_for(src_fmt)(src, sink, skips):
-                    if sink.full:
+                for ready in reader_for(src_fmt)(src, sink, skips):
+                    if ready is not None:  # a reader that builds whole tables itself (Parquet)
+                        if sink.n:
+                            yield sink.flush()
+                        yield ready
+                    elif sink.full:
                         yield sink.flush()
                 bar.advance(src.size)
                 new_sources.append(
