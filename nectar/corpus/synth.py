@@ -35,7 +35,7 @@ from nectar.corpus.layout import PARENT_ID, SPAN_ID, TIMESTAMP, TRACE_ID, Manife
 from nectar.errors import NectarError
 
 GENERATOR = "nectar-synth/1"
-CHUNK_SPANS = 500_000  # spans per part file; a constant, so the output depends only on (seed, spans, window)
+CHUNK_SPANS = 250_000  # spans per part file; a constant, so the output depends only on (seed, spans, window)
 DEFAULT_WINDOW = 3600.0
 DEFAULT_START = datetime(2026, 1, 5, 9, 0, 0, tzinfo=UTC)  # fixed: no wall-clock time in the output
 
@@ -508,10 +508,19 @@ def _chunk_table(rng: np.random.Generator, nt: _NodeTable, blocks: list[_Block],
     ok_one = nt.ok_status[gnode] == 1
     status = np.where(err, 2, np.where(ok_one & is_http & nt.server[gnode], 1, 0)).astype(np.int64)
 
+    # Export order: a span is sent when it ends, so children arrive before their parent and the root last.
+    # Rows are put in that order before any column is built (no copy of the finished table).
+    order = np.lexsort((-np.arange(rows), start_ns + dur_ns))
+    parent_of = parent[order]
+    gnode, trace, start_ns, dur_ns = gnode[order], trace[order], start_ns[order], dur_ns[order]
+    status, err, is_err_db, http_code = status[order], err[order], is_err_db[order], http_code[order]
+    is_http = is_http[order]
+    del offset_ns, self_ns, gap_ns, pre_ns, parent, level_rows
+
     cols: dict[str, pa.Array] = {
         TRACE_ID: pc.take(trace_ids, pa.array(trace)),
-        SPAN_ID: span_ids,
-        PARENT_ID: pc.take(span_ids, pa.array(parent, mask=parent < 0)),
+        SPAN_ID: pc.take(span_ids, pa.array(order)),
+        PARENT_ID: pc.take(span_ids, pa.array(parent_of, mask=parent_of < 0)),
         TIMESTAMP: pa.array(start_ns // 1000, pa.int64()).cast(pa.timestamp("us", tz="UTC")),
         "duration_ms": pa.array(dur_ns / 1e6, pa.float64()),
         "status_code": pa.array(status, pa.int64()),
@@ -540,14 +549,15 @@ def _chunk_table(rng: np.random.Generator, nt: _NodeTable, blocks: list[_Block],
     svc = nt.service_index[gnode]
     pod = nt.pod_offset[svc] + rng.integers(0, nt.pod_count[svc])
     cols["k8s.pod.name"] = pc.take(pa.array(nt.pod_names), pa.array(pod))
-
-    # Export order: a span is sent when it ends, so children arrive before their parent and the root last.
-    end_ns = start_ns + dur_ns
-    order = np.lexsort((-np.arange(rows), end_ns))
-    table = pa.table({k: cols[k] for k in [TRACE_ID, SPAN_ID, PARENT_ID, TIMESTAMP, *sorted(set(cols) - _CORE)]})
-    table = table.take(pa.array(order))
     # A field no span of this chunk has gets no column (the manifest lists only fields some span has).
-    return table.select([c for c in table.column_names if c in _CORE or table.column(c).null_count < rows])
+    names = [
+        TRACE_ID,
+        SPAN_ID,
+        PARENT_ID,
+        TIMESTAMP,
+        *sorted(c for c in set(cols) - _CORE if cols[c].null_count < rows),
+    ]
+    return pa.table({k: cols[k] for k in names})
 
 
 _CORE = {TRACE_ID, SPAN_ID, PARENT_ID, TIMESTAMP}
