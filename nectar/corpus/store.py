@@ -164,6 +164,22 @@ def append_tables(
     old manifest stays as it was.
     """
     root = Path(corpus_dir)
+    created = not root.exists()
+    try:
+        return _append_locked(root, batches, sources, options, sample_rate)
+    except BaseException:
+        if created:  # a new corpus that failed: leave no folder behind
+            shutil.rmtree(root, ignore_errors=True)
+        raise
+
+
+def _append_locked(
+    root: Path,
+    batches: Iterable[Batch],
+    sources: list[dict[str, Any]],
+    options: dict[str, Any],
+    sample_rate: float | None,
+) -> Manifest:
     with _corpus_lock(root):
         old = load_manifest(root) or Manifest()
         new = Manifest.from_json(old.to_json())  # a copy: `old` stays as the fallback
