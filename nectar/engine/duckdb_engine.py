@@ -21,7 +21,7 @@ import duckdb
 import polars as pl
 import pyarrow as pa
 
-from nectar.corpus.layout import ARRIVAL, PARENT_ID, TRACE_ID, Corpus, ValueType, quote_ident
+from nectar.corpus.layout import ARRIVAL, ARROW_TYPE, PARENT_ID, TRACE_ID, Corpus, ValueType, quote_ident
 from nectar.engine.decision import EvalResult
 from nectar.engine.lowering import (
     META_ROOT,
@@ -309,6 +309,9 @@ def _evaluate(
         if c in schema:
             q = cat("SELECT DISTINCT ", ident(c), " FROM (", src, ") WHERE ", ident(c), " IS NOT NULL")
             values[c] = [row[0] for row in con.execute(q.text, list(q.params)).fetchall()]
+        elif c == NUM_DESC:
+            q = cat("SELECT DISTINCT count(*) FROM (", src, ") GROUP BY ", ident(TRACE_ID))
+            values[c] = [row[0] for row in con.execute(q.text, list(q.params)).fetchall()]
     sets: dict[tuple[str, str], str] = {}
     fn_values: dict[str, tuple[bool, bool]] = {}
 
@@ -322,7 +325,7 @@ def _evaluate(
     nested_sets: dict[tuple[str, str], tuple[str, str]] = {}
     for (key, col), (node, kind) in comp.distinct.items():
         assert isinstance(node, Distinct)
-        arrow = schema.get(col, pa.string())
+        arrow = ARROW_TYPE[kind]
         sets[(key, col)] = register([v for v in values.get(col, []) if node.fn(v)], arrow)
         fn_values[node.key] = (node.fn(-0.0), node.fn(0.0)) if kind is ValueType.FLOAT else (False, False)
     for (key, col), np in comp.nested_cols.items():

@@ -198,6 +198,7 @@ class PlanColumns:
                     continue
                 kinds: list[tuple[ValueType, str]] = []
                 if cp.num_descendants:
+                    self._walk(cp.preds[ValueType.INT], NUM_DESC, ValueType.INT)
                     continue
                 for src in cp.sources:
                     for t, col in self._value_cols(src.field).items():
@@ -295,6 +296,9 @@ def evaluate(
     corpus_cols = set(lf.collect_schema().names())
     dist_cols = sorted({col for (_, col) in comp.distinct} | {col for (_, col) in comp.nested_cols})
     values = _distinct_values(lf, [c for c in dist_cols if c in corpus_cols])
+    if NUM_DESC in dist_cols:
+        counts_df = lf.group_by(TRACE_ID).agg(pl.len().cast(pl.Int64).alias(NUM_DESC)).select(pl.col(NUM_DESC).unique())
+        values[NUM_DESC] = counts_df.collect(engine="streaming").to_series().to_list()
     sets: dict[tuple[str, str], list[Any]] = {}
     for (key, col), (node, _kind) in comp.distinct.items():
         assert isinstance(node, Distinct)
