@@ -22,6 +22,7 @@ import decimal
 import hashlib
 import math
 import re
+from collections.abc import Mapping
 from typing import Any
 
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
@@ -344,3 +345,143 @@ def parse_duration(s: str) -> int | None:
             return None
         pos = m.end()
     return -total if neg else total
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# encoding/json Marshal and gjson (CheckNestedFields looks fields up in the JSON-marshalled span)
+
+
+class NotMarshalable(ValueError):
+    """``json.Marshal`` fails (NaN or infinite floats): Refinery then skips the nested lookup."""
+
+
+def _json_float(f: float) -> str:
+    # encoding/json floatEncoder: 'f' format unless abs < 1e-6 or >= 1e21, then 'e' with "e-07" cleaned to "e-7".
+    if math.isnan(f) or math.isinf(f):
+        raise NotMarshalable(go_v_float(f))
+    a = abs(f)
+    if a != 0 and (a < 1e-6 or a >= 1e21):
+        s = go_v_float(f)  # shortest digits in 'e' form (exponent < -4 or >= 21 here, so always scientific)
+        mant, _, exp = s.partition("e")
+        sign, digits = exp[0], exp[1:].lstrip("0") or "0"
+        return f"{mant}e{sign}{digits}"
+    return _format_f(f)
+
+
+def _format_f(f: float) -> str:
+    """``strconv.FormatFloat(f, 'f', -1, 64)``: shortest digits, never an exponent."""
+    if f == 0:
+        return "-0" if math.copysign(1.0, f) < 0 else "0"
+    s = format(decimal.Decimal(repr(f)), "f")
+    if "." in s:
+        s = s.rstrip("0").rstrip(".")
+    return s
+
+
+_JSON_ESCAPES = {'"': '\\"', "\\": "\\\\", "\n": "\\n", "\r": "\\r", "\t": "\\t", "<": "\\u003c", ">": "\\u003e",
+                 "&": "\\u0026", "\u2028": "\\u2028", "\u2029": "\\u2029"}  # fmt: skip
+
+
+def _json_str(s: str) -> str:
+    out = []
+    for c in s:
+        e = _JSON_ESCAPES.get(c)
+        if e is not None:
+            out.append(e)
+        elif ord(c) < 0x20:
+            out.append(f"\\u{ord(c):04x}")
+        else:
+            out.append(c)
+    return '"' + "".join(out) + '"'
+
+
+def go_json(v: Any) -> str:
+    """Go ``json.Marshal`` of a decoded value: compact, map keys sorted, HTML-safe escapes, Go float format."""
+    if v is None:
+        return "null"
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, int):
+        return str(v)
+    if isinstance(v, float):
+        return _json_float(v)
+    if isinstance(v, str):
+        return _json_str(v)
+    if isinstance(v, (list, tuple)):
+        return "[" + ",".join(go_json(x) for x in v) + "]"
+    if isinstance(v, dict):
+        return "{" + ",".join(_json_str(str(k)) + ":" + go_json(v[k]) for k in sorted(v, key=str)) + "}"
+    return _json_str(str(v))
+
+
+def _gjson_string(v: Any) -> str:
+    """gjson ``Result.String()``: strings raw, null "", numbers as their JSON text when it is plain digits (else
+    ``FormatFloat(f, 'f', -1)``), objects and arrays as their JSON text."""
+    if v is None:
+        return ""
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, int):
+        return str(v)
+    if isinstance(v, float):
+        raw = _json_float(v)
+        return raw if re.fullmatch(r"-?[0-9]+", raw) else _format_f(v)
+    if isinstance(v, str):
+        return v
+    return go_json(v)
+
+
+def _gjson_components(path: str) -> list[str]:
+    """Split a gjson path on unescaped dots; ``\\.`` (and any ``\\c``) is a literal character."""
+    parts, cur, i = [], [], 0
+    while i < len(path):
+        c = path[i]
+        if c == "\\" and i + 1 < len(path):
+            cur.append(path[i + 1])
+            i += 2
+            continue
+        if c == ".":
+            parts.append("".join(cur))
+            cur = []
+        else:
+            cur.append(c)
+        i += 1
+    parts.append("".join(cur))
+    return parts
+
+
+def _gjson_wild(pattern: str, key: str) -> bool:
+    rx = "".join(".*" if c == "*" else "." if c == "?" else re.escape(c) for c in pattern)
+    return re.fullmatch(rx, key, re.DOTALL) is not None
+
+
+def gjson_get(doc: Mapping[str, Any], path: str) -> str | None:
+    """``gjson.Get(json.Marshal(doc), path).String()`` for the path subset Refinery users write, or None when the
+    path does not exist: dotted keys (``\\.`` escapes a dot), array indexes (``a.0.b``), ``#`` (array length, as
+    the last component) and ``*``/``?`` key wildcards (first match in marshalled, i.e. sorted, key order).
+    A present JSON null exists and reads as ``""``. Raises :class:`NotMarshalable` if Marshal would fail.
+    """
+    go_json(doc)  # Marshal fails as a whole on NaN/Inf anywhere in the span
+    cur: Any = doc
+    parts = _gjson_components(path)
+    for n, part in enumerate(parts):
+        if isinstance(cur, dict):
+            if "*" in part or "?" in part:
+                key = next((k for k in sorted(cur, key=str) if _gjson_wild(part, str(k))), None)
+                if key is None:
+                    return None
+                cur = cur[key]
+            elif part in cur:
+                cur = cur[part]
+            else:
+                return None
+        elif isinstance(cur, list):
+            if part == "#" and n == len(parts) - 1:
+                return str(len(cur))
+            if part.isdigit() and part.isascii() and int(part) < len(cur):
+                cur = cur[int(part)]
+            else:
+                return None
+        else:
+            return None
+    return _gjson_string(cur)
