@@ -110,10 +110,15 @@ class _Builder:
         return result
 
     def b_or_expr(self, node: Tree) -> ir.Expr:
-        return ir.Or(tuple(self.build(c) for c in node.children), self.node_span(node))
+        items = [self.build(c) for c in node.children]
+        # (a or b) or c is a or b or c: flatten, so that the IR (and so the formatter) is canonical.
+        flat = tuple(x for i in items for x in (i.items if isinstance(i, ir.Or) else (i,)))
+        return ir.Or(flat, self.node_span(node))
 
     def b_and_expr(self, node: Tree) -> ir.Expr:
-        return ir.And(tuple(self.build(c) for c in node.children), self.node_span(node))
+        items = [self.build(c) for c in node.children]
+        flat = tuple(x for i in items for x in (i.items if isinstance(i, ir.And) else (i,)))
+        return ir.And(flat, self.node_span(node))
 
     def b_not_(self, node: Tree) -> ir.Expr:
         inner = self.build(node.children[0])
@@ -434,7 +439,9 @@ def _friendly(exc: lark.exceptions.UnexpectedInput, text: str, b: _Builder) -> N
     expected = set(exc.expected)
     prev = _previous_token(text, tok.start_pos if tok.type != "$END" else len(text))
     if tok.type == "$END":
-        at = b.span_of(max(0, len(text.rstrip()) - 1), len(text.rstrip()))
+        end = len(text.rstrip())
+        last = re.search(r"(==|!=|>=|<=|[<>=(,]|[^\s(),]+)$", text[:end])
+        at = b.span_of(last.start() if last else max(0, end - 1), end)
         if prev in ("and", "or", "not"):
             return NectarError(f"trailing `{prev}`: expected a condition after it", at)
         if expected & _VALUE_TERMINALS and not expected & {"NAME"}:

@@ -235,9 +235,9 @@ Action = KeepAction | DropAction | SampleAction | DynamicAction | ThroughputActi
 class PolicyRule:
     name: str
     match: Expr
-    match_text: str
+    match_text: str = dc_field(compare=False)
     action: Action
-    action_text: str
+    action_text: str = dc_field(compare=False)
     priority: int = 0
     description: str = ""
     span: Span | None = dc_field(default=None, compare=False)
@@ -249,7 +249,7 @@ class MustKeep:
 
     name: str
     match: Expr
-    match_text: str
+    match_text: str = dc_field(compare=False)
     span: Span | None = dc_field(default=None, compare=False)
 
 

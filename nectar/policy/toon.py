@@ -347,6 +347,15 @@ class _Reader:
                 try:
                     cells = self.split_cells(row.text, row.no, rcol, delim)
                 except NectarError as exc:
+                    naive = len(row.text.split(delim))
+                    if naive != len(fields):  # most often: an unquoted cell that contains the delimiter
+                        raise self.err(
+                            f"this row has {naive} cells but the table has {len(fields)} columns ({', '.join(fields)})",
+                            row.no,
+                            rcol,
+                            len(row.text),
+                            _quote_hint(fields),
+                        ) from None
                     raise NectarError(exc.message, exc.span, exc.hint or _quote_hint(fields)) from None
                 if len(cells) != len(fields):
                     raise self.err(
