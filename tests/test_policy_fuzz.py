@@ -51,7 +51,9 @@ def atoms(draw: st.DrawFn) -> str:
     if kind == 4:
         return f"{draw(st.sampled_from(['', 'not ']))}exists({field})"
     if kind == 5:
-        return f"duration {draw(st.sampled_from(['>', '<=']))} {draw(st.integers(0, 999))}{draw(st.sampled_from(['ms', 's', 'm', 'h']))}"
+        op = draw(st.sampled_from([">", "<="]))
+        unit = draw(st.sampled_from(["ms", "s", "m", "h"]))
+        return f"duration {op} {draw(st.integers(0, 999))}{unit}"
     if kind == 6:
         return f"span_count() {draw(st.sampled_from(['>', '==']))} {draw(st.integers(0, 500))}"
     if kind == 7:
