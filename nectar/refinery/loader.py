@@ -601,28 +601,43 @@ def validate_rules(
 
 
 def load_rules_with_positions(
-    source: str | Path, filename: str | None = None, *, accept_downstream_deterministic: bool = False
+    source: str | Path,
+    filename: str | None = None,
+    *,
+    accept_downstream_deterministic: bool = False,
+    validate: bool = True,
 ) -> tuple[RulesFile, RulesPositions]:
     """Like :func:`load_rules`, also returning where each sampler, rule and condition is in the source."""
     text, fname = _read(source, filename)
-    errors = validate_rules(text, fname, accept_downstream_deterministic=accept_downstream_deterministic)
-    if errors:
-        raise ErrorGroup(errors)
+    if validate:
+        errors = validate_rules(text, fname, accept_downstream_deterministic=accept_downstream_deterministic)
+        if errors:
+            raise ErrorGroup(errors)
     data = decode_rules(text, fname)
+    if not (_is_map(data) and _is_map(data.get("Samplers")) and all(_is_map(v) for v in data["Samplers"].values())):
+        raise NectarError(
+            "not a rules file: expected RulesVersion and a Samplers map of sampler maps",
+            span=Span(fname, 1, 1, 1, text),
+        )
     positions = RulesPositions(fname, text)
     return _IRBuilder(positions).samplers(data), positions
 
 
 def load_rules(
-    source: str | Path, filename: str | None = None, *, accept_downstream_deterministic: bool = False
+    source: str | Path,
+    filename: str | None = None,
+    *,
+    accept_downstream_deterministic: bool = False,
+    validate: bool = True,
 ) -> RulesFile:
     """Load and validate a rules file into the IR.
 
     ``source`` is a :class:`~pathlib.Path`, a path string ending in ``.yaml``/``.yml``/``.json``, or the YAML
     text itself (then ``filename`` names it in messages). Raises :class:`~nectar.errors.ErrorGroup` with every
     Refinery validation message, positioned at the offending key, or a positioned :class:`NectarError` for a
-    YAML syntax error. Never raises anything else on bad input.
+    YAML syntax error. Never raises anything else on bad input. ``validate=False`` skips Refinery's validation
+    (to evaluate what Refinery would run with ``--no-validate``); the file must still have the rules-file shape.
     """
-    return load_rules_with_positions(source, filename, accept_downstream_deterministic=accept_downstream_deterministic)[
-        0
-    ]
+    return load_rules_with_positions(
+        source, filename, accept_downstream_deterministic=accept_downstream_deterministic, validate=validate
+    )[0]
