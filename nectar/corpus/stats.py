@@ -109,7 +109,7 @@ def corpus_stats(corpus: Corpus) -> CorpusStats:
     shape_df, totals_df, services_df = pl.collect_all([shape, totals, services])
     row = shape_df.row(0, named=True)
     tot = totals_df.row(0, named=True)
-    svc_rows = sorted(services_df.iter_rows(), key=lambda r: (-r[1], r[0] is None, r[0] or ""))
+    svc_rows = sorted((r for r in services_df.iter_rows() if r[1]), key=lambda r: (-r[1], r[0] is None, r[0] or ""))
     return CorpusStats(
         spans=int(tot["spans"]),
         traces=int(row["traces"]),
