@@ -266,6 +266,14 @@ class PlanColumns:
         return out
 
 
+def trace_level(cp: CondPlan) -> bool:
+    """A condition whose value is the same on every span of a trace: ``?.NUM_DESCENDANTS``, or only ``root.``
+    names and no nested lookup (Refinery's ``checkedOnlyRoot``)."""
+    if cp.const is not None or cp.has_root is not None:
+        return False
+    return cp.num_descendants or (bool(cp.sources) and all(s.root for s in cp.sources) and not cp.nested)
+
+
 def _distinct_values(lf: pl.LazyFrame, cols: list[str]) -> dict[str, list[Any]]:
     frames = [lf.select(pl.col(c).unique().drop_nulls()) for c in cols]
     got = pl.collect_all(frames, engine="streaming") if frames else []
@@ -312,22 +320,30 @@ def evaluate(
     spans = lf.select([TRACE_ID, ARRIVAL, PARENT_ID] + ([sig] if sig and sig not in wanted else []) + wanted)
     spans = spans.with_columns(is_root.alias(IS_ROOT))
     spans = spans.with_columns(pl.when(is_log).then(None).otherwise(pl.col(IS_ROOT)).alias(META_ROOT_COL))
-    if needs_root(plan):
-        m = pl.col(IS_ROOT)
-        aggs = [
-            pl.col(c).filter(m).sort_by(pl.col(ARRIVAL).filter(m)).last().alias(ROOT_PREFIX_COL + c)
-            for c in sorted(comp.root_cols)
-        ]
-        roots = spans.filter(m).group_by(TRACE_ID).agg([pl.lit(True).alias(HAS_ROOT), *aggs])
+    # Trace-scope conditions that read only the root (or the span count) give the same answer on every span:
+    # evaluate them once per trace after the group_by, on aggregated root values, instead of joining per span.
+    span_level = [cp for r in plan.rules if r.scope == "span" for cp in r.conds]
+    span_level += [cp for r in plan.rules if r.scope == "trace" for cp in r.conds if not trace_level(cp)]
+    join_root = any(any(s.root for s in cp.sources) or cp.nested_on_root for cp in span_level)
+    join_nd = any(cp.num_descendants for cp in span_level)
+    m = pl.col(IS_ROOT)
+    root_aggs = [
+        pl.col(c).filter(m).sort_by(pl.col(ARRIVAL).filter(m)).last().alias(ROOT_PREFIX_COL + c)
+        for c in sorted(comp.root_cols)
+    ]
+    if join_root:
+        roots = spans.filter(m).group_by(TRACE_ID).agg([pl.lit(True).alias(HAS_ROOT), *root_aggs])
         spans = spans.join(roots, on=TRACE_ID, how="left").with_columns(pl.col(HAS_ROOT).fill_null(False))
-    if needs_descendants(plan):
+    if join_nd:
         counts = lf.select(TRACE_ID).group_by(TRACE_ID).agg(pl.len().cast(pl.Int64).alias(NUM_DESC))
         spans = spans.join(counts, on=TRACE_ID, how="left")
 
     renderer = PolarsRenderer(sets)
     aggs2: list[pl.Expr] = [pl.len().cast(pl.Int64).alias("spans")]
-    if needs_root(plan):
-        aggs2.append(pl.col(HAS_ROOT).first())
+    if join_root:
+        aggs2 += [pl.col(HAS_ROOT).first(), *[pl.col(ROOT_PREFIX_COL + c).first() for c in sorted(comp.root_cols)]]
+    elif needs_root(plan):
+        aggs2 += [m.any().alias(HAS_ROOT), *root_aggs]
     matched: list[pl.Expr] = []
     for rule in plan.rules:
         if rule.scope == "invalid" or not rule.conds:
@@ -342,15 +358,19 @@ def evaluate(
         for cp in rule.conds:
             if cp.has_root is not None:
                 parts.append(pl.col(HAS_ROOT) == cp.has_root)
+            elif trace_level(cp):
+                parts.append(comp.cond_expr(cp, renderer, nested_sets))  # on the per-trace frame
             else:
                 aggs2.append(comp.cond_expr(cp, renderer, nested_sets).any().alias(cp.key))
                 parts.append(pl.col(cp.key))
         matched.append(_and(parts))
     per = spans.group_by(TRACE_ID).agg(aggs2)
+    if needs_descendants(plan):
+        per = per.with_columns(pl.col("spans").alias(NUM_DESC))
     per = per.with_columns([mx.alias(f"m{i}") for i, mx in enumerate(matched)])
     first = pl.coalesce([pl.when(pl.col(f"m{i}")).then(pl.lit(i, pl.Int32)) for i in range(len(matched))])
     per = per.select([TRACE_ID, "spans", first.alias("rule_index"), *[f"m{i}" for i in range(len(matched))]])
-    df = per.collect(engine="streaming").sort(TRACE_ID)
+    df = per.collect(engine="streaming")
     return EvalResult(finish_decisions(df, plan), _matches(df, plan) if with_matches else None)
 
 
