@@ -107,9 +107,8 @@ def traces(draw: st.DrawFn) -> list[dict[str, Any]]:
     spans = []
     for i in range(n):
         span: dict[str, Any] = {"trace.trace_id": "t1", "trace.span_id": f"s{i}"}
-        if i > 0 or draw(st.booleans()):
-            if i > 0 or not draw(st.booleans()):
-                span["trace.parent_id"] = "s0" if i else "elsewhere"
+        if i > 0 or draw(st.booleans()):  # the first span is a root, or the trace's root has not arrived
+            span["trace.parent_id"] = "s0" if i else "elsewhere"
         for f in SPAN_FIELDS:
             if draw(st.booleans()):
                 span[f] = draw(scalars)
