@@ -34,6 +34,8 @@ from nectar.corpus.layout import (
     ARRIVAL,
     CORE_SCHEMA,
     MANIFEST_NAME,
+    PARENT_ID,
+    SPAN_ID,
     PART_PREFIX,
     TIMESTAMP,
     TRACE_ID,
@@ -55,6 +57,7 @@ LOCK_NAME = ".nectar.lock"
 COLUMNS_METADATA_KEY = b"nectar.columns"
 
 Batch = tuple[pa.Table, dict[str, list[str]]]
+_UNIQUE_COLUMNS = frozenset((TRACE_ID, SPAN_ID, PARENT_ID, TIMESTAMP, ARRIVAL))
 
 
 def load_manifest(corpus_dir: Path) -> Manifest | None:
@@ -204,7 +207,11 @@ def _append_locked(
                 final = root / name
                 tmp = root / f".{name}.tmp"
                 written.append(tmp)
-                pq.write_table(table, tmp, compression=COMPRESSION, row_group_size=ROW_GROUP_ROWS)
+                # Dictionary pages pay off for repeated values (service names, routes), not for the unique ids.
+                dictionary = [c for c in table.column_names if c not in _UNIQUE_COLUMNS]
+                pq.write_table(
+                    table, tmp, compression=COMPRESSION, row_group_size=ROW_GROUP_ROWS, use_dictionary=dictionary
+                )
                 os.replace(tmp, final)
                 written[-1] = final
                 new.files.append(PartFile(path=name, sha256=sha256_file(final), rows=table.num_rows, columns=colmap))
