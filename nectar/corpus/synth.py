@@ -276,15 +276,8 @@ class _Block:
     db_error: np.ndarray  # bool: the last datastore call fails
 
     def take(self, mask: np.ndarray) -> _Block:
-        return _Block(
-            self.template,
-            self.counts[mask],
-            self.code[mask],
-            self.tier[mask],
-            self.region[mask],
-            self.slow[mask],
-            self.db_error[mask],
-        )
+        arrays = (self.counts, self.code, self.tier, self.region, self.slow, self.db_error)
+        return _Block(self.template, *(a[mask] for a in arrays))
 
 
 class _NodeTable:
