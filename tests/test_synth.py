@@ -210,3 +210,15 @@ def test_cli_synth(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["corpus", "synth", "--spans", "10", "--out", str(tmp_path / "other")]) == 2
     assert "not a Nectar corpus" in capsys.readouterr().err
     assert main(["corpus", "synth", "--spans", "10", "--window", "0", "--out", str(tmp_path / "w")]) == 2
+
+
+def test_bundled_corpus_is_what_the_documented_command_makes(tmp_path: Path) -> None:
+    """corpus/ = `nectar corpus synth --spans 50000 --seed 7` (same data; bytes also depend on store.py's writer)."""
+    from tests.conftest import REPO
+
+    bundled = Corpus.open(REPO / "corpus")
+    made = Corpus.open(tmp_path / "c") if synth_corpus(tmp_path / "c", 50_000, 7) else None
+    assert made is not None
+    assert bundled.manifest.to_json() | {"files": None} == made.manifest.to_json() | {"files": None}
+    assert bundled.scan().collect().equals(made.scan().collect())
+    assert "--spans 50000 --seed 7 --out corpus" in (REPO / "corpus" / "README.md").read_text()
