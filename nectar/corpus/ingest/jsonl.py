@@ -81,9 +81,13 @@ def read(src: Source, sink: SpanSink, skips: Skips) -> Iterator[Any]:
             lines = chunk.count(b"\n") + (0 if chunk.endswith(b"\n") else 1)
             ready = fast_chunk(chunk) if USE_FAST_PATH else None
             if ready is not None:
-                rows = ready[0].num_rows
-                sink.real_spans += rows
-                yield ready
+                table, colmap = ready
+                sink.real_spans += table.num_rows
+                step = sink.batch_spans
+                for start in range(0, table.num_rows, step):
+                    part = table.slice(start, step)
+                    keep = [c for c in part.column_names if c not in colmap or _has_values(part, c)]
+                    yield part.select(keep), {c: colmap[c] for c in keep if c in colmap}
             else:
                 yield from read_lines(enumerate(io.BytesIO(chunk), first_line), src.display, sink, skips)
             first_line += lines
@@ -146,3 +150,7 @@ def read_lines(numbered: Iterator[tuple[int, bytes]], name: str, sink: SpanSink,
         add(tid, sid or None, pid or None, ts_us, d)
         if sink.n >= limit:
             yield
+
+
+def _has_values(table: Any, column: str) -> bool:
+    return bool(table.column(column).null_count < table.num_rows)
