@@ -168,7 +168,7 @@ def _typed_compare(op: Operator, dt: Datatype | None, value: Any) -> Match | Non
 
 def _in_set(op: Operator, dt: Datatype | None, value: Any) -> Match | None:
     """``setInBasedOperators``: a set of stringified / int / float values; None on an Init error."""
-    if isinstance(value, tuple):
+    if isinstance(value, (tuple, list)):
         items: list[Any] = list(value)
     elif isinstance(value, (str, float)) or (type(value) is int and gostr.INT64_MIN <= value <= gostr.INT64_MAX):
         items = [value]
@@ -242,7 +242,7 @@ def fallback_match(cond: Condition, value: Any, exists: bool) -> bool:
         return True
     if cond.operator in COMPARISON_OPERATORS:
         assert cond.operator is not None
-        c = gostr.compare(value, list(cond.value) if isinstance(cond.value, tuple) else cond.value)
+        c = gostr.compare(value, list(cond.value) if isinstance(cond.value, (tuple, list)) else cond.value)
         return c is not None and _compare_holds(cond.operator, c)
     return False
 
