@@ -78,9 +78,12 @@ def _is_root() -> pl.Expr:
     return pl.col(PARENT_ID).is_null() | (pl.col(PARENT_ID) == "")
 
 
-def _distribution(expr: pl.Expr, prefix: str) -> list[pl.Expr]:
+def _distribution(expr: pl.Expr, prefix: str, integer: bool = False) -> list[pl.Expr]:
+    """min, quantiles, max; "nearest" quantiles of integers are integers, so they are reported as such."""
     out = [expr.min().alias(f"{prefix}min")]
-    out += [expr.quantile(q, interpolation="nearest").alias(f"{prefix}{name}") for name, q in QUANTILES]
+    for name, q in QUANTILES:
+        e = expr.quantile(q, interpolation="nearest")
+        out.append((e.cast(pl.Int64) if integer else e).alias(f"{prefix}{name}"))
     out.append(expr.max().alias(f"{prefix}max"))
     return out
 
@@ -101,7 +104,7 @@ def corpus_stats(corpus: Corpus) -> CorpusStats:
     shape = per_trace.select(
         pl.len().alias("traces"),
         pl.col("has_root").sum().alias("with_root"),
-        *_distribution(pl.col("n"), "spt_"),
+        *_distribution(pl.col("n"), "spt_", integer=True),
     )
     totals = lf.select(pl.len().alias("spans"), _is_root().sum().alias("roots"))
     svc_col = pl.col(service) if service else pl.lit(None, dtype=pl.String)
@@ -207,7 +210,7 @@ def _type_exprs(col: str, t: ValueType, p: str, top: int) -> list[pl.Expr]:
         return [c.fill_null(False).sum().alias(p + "count")]
     exprs = [c.count().alias(p + "count")]
     if t in _NUMERIC:
-        exprs += _distribution(c, p)
+        exprs += _distribution(c, p, integer=t is ValueType.INT)
     if t is ValueType.FLOAT:
         exprs.append(c.drop_nulls().n_unique().alias(p + "distinct"))
     else:
