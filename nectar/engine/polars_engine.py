@@ -327,12 +327,11 @@ def evaluate(
     join_root = any(any(s.root for s in cp.sources) or cp.nested_on_root for cp in span_level)
     join_nd = any(cp.num_descendants for cp in span_level)
     m = pl.col(IS_ROOT)
-    root_aggs = [
-        pl.col(c).filter(m).sort_by(pl.col(ARRIVAL).filter(m)).last().alias(ROOT_PREFIX_COL + c)
-        for c in sorted(comp.root_cols)
-    ]
+    # The last root by arrival, per trace, from the root rows only (much cheaper than filtering inside the
+    # per-trace aggregation); joined per span when a span-level condition needs it, else per trace.
+    root_aggs = [pl.col(c).sort_by(ARRIVAL).last().alias(ROOT_PREFIX_COL + c) for c in sorted(comp.root_cols)]
+    roots = spans.filter(m).group_by(TRACE_ID).agg([pl.lit(True).alias(HAS_ROOT), *root_aggs])
     if join_root:
-        roots = spans.filter(m).group_by(TRACE_ID).agg([pl.lit(True).alias(HAS_ROOT), *root_aggs])
         spans = spans.join(roots, on=TRACE_ID, how="left").with_columns(pl.col(HAS_ROOT).fill_null(False))
     if join_nd:
         counts = lf.select(TRACE_ID).group_by(TRACE_ID).agg(pl.len().cast(pl.Int64).alias(NUM_DESC))
@@ -342,8 +341,6 @@ def evaluate(
     aggs2: list[pl.Expr] = [pl.len().cast(pl.Int64).alias("spans")]
     if join_root:
         aggs2 += [pl.col(HAS_ROOT).first(), *[pl.col(ROOT_PREFIX_COL + c).first() for c in sorted(comp.root_cols)]]
-    elif needs_root(plan):
-        aggs2 += [m.any().alias(HAS_ROOT), *root_aggs]
     matched: list[pl.Expr] = []
     for rule in plan.rules:
         if rule.scope == "invalid" or not rule.conds:
@@ -365,6 +362,8 @@ def evaluate(
                 parts.append(pl.col(cp.key))
         matched.append(_and(parts))
     per = spans.group_by(TRACE_ID).agg(aggs2)
+    if needs_root(plan) and not join_root:
+        per = per.join(roots, on=TRACE_ID, how="left").with_columns(pl.col(HAS_ROOT).fill_null(False))
     if needs_descendants(plan):
         per = per.with_columns(pl.col("spans").alias(NUM_DESC))
     per = per.with_columns([mx.alias(f"m{i}") for i, mx in enumerate(matched)])
