@@ -38,3 +38,19 @@ def test_vector_through_ingest(vector: dict[str, Any], tmp_path: Path) -> None:
     assert res.matches.columns == ["trace_id", *[f"m{i}" for i in range(len(sampler.rules))]]
     if row["rule_index"] is not None:
         assert res.matches.row(0)[1 + row["rule_index"]] is True
+
+
+@pytest.mark.parametrize("vector", vector_params())
+def test_vector_rules_validate_like_refinery(vector: dict[str, Any]) -> None:
+    """Which vectors describe rules Refinery v3.2.2 would refuse to load (runtime-only behaviour)."""
+    from nectar.refinery.loader import validate_rules
+    from tests.vectors import RUNTIME_ONLY_VECTORS, rules_yaml
+
+    messages = [e.message for e in validate_rules(rules_yaml(vector), "v.yaml")]
+    downstream_det = any("DeterministicSampler" in r.get("Sampler", {}) for r in vector["rules"])
+    if vector["id"] in RUNTIME_ONLY_VECTORS:
+        assert messages and all("must be a slice of all the same type" in m for m in messages)
+    elif downstream_det:
+        assert all("contains unknown key DeterministicSampler" in m for m in messages) and messages
+    else:
+        assert messages == []

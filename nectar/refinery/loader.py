@@ -35,7 +35,7 @@ from nectar.refinery.model import (
     SamplerConfig,
     SamplerKind,
 )
-from nectar.refinery.yamlv3 import NO_POS, GoTime, Pos, YList, YMap, loads
+from nectar.refinery.yamlv3 import NO_POS, Pos, YList, YMap, go_sharp_v, go_type, go_v, is_string_map, loads
 
 # ---------------------------------------------------------------------------------------------------------------
 # rulesMeta.yaml (v3.2.2), as data: group -> fields (name, type, validations). Validations are (kind, arg).
@@ -174,55 +174,6 @@ def closest_names(word: str) -> list[str]:
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# Go formatting of decoded YAML values (for messages)
-
-
-def _is_map(v: Any) -> bool:
-    return isinstance(v, YMap) and v.string_keys
-
-
-def go_type(v: Any) -> str:
-    """Go ``%T`` of a value decoded by yaml.v3 into ``any``."""
-    if v is None:
-        return "<nil>"
-    if isinstance(v, bool):
-        return "bool"
-    if isinstance(v, int):
-        return "int" if gostr.INT64_MIN <= v <= gostr.INT64_MAX else "uint64"
-    if isinstance(v, float):
-        return "float64"
-    if isinstance(v, str):
-        return "string"
-    if isinstance(v, GoTime):
-        return "time.Time"
-    if isinstance(v, list):
-        return "[]interface {}"
-    if isinstance(v, dict):
-        return "map[string]interface {}" if _is_map(v) else "map[interface {}]interface {}"
-    return type(v).__name__
-
-
-def _v(v: Any) -> str:
-    return str(v) if isinstance(v, GoTime) else gostr.go_v(v)
-
-
-def _sharp_v(v: Any) -> str:
-    """Go ``%#v`` (only reached for non-strings in a string array)."""
-    if isinstance(v, str):
-        return json.dumps(v, ensure_ascii=False)
-    if isinstance(v, int) and not isinstance(v, bool) and v > gostr.INT64_MAX:
-        return hex(v)
-    if isinstance(v, list):
-        return "[]interface {}{" + ", ".join(_sharp_v(x) for x in v) + "}"
-    if isinstance(v, dict):
-        inner = ", ".join(f"{_sharp_v(k)}:{_sharp_v(v[k])}" for k in sorted(v, key=str))
-        return go_type(v) + "{" + inner + "}"
-    if isinstance(v, GoTime):
-        return v.go_sharp()
-    return _v(v)
-
-
-# ---------------------------------------------------------------------------------------------------------------
 # The validator (Metadata.Validate / ValidateRules)
 
 
@@ -242,7 +193,7 @@ def _validate_datatype(k: str, v: Any, typ: str) -> str:
     if v is None:
         return f"field {k} must not be nil"
     scalar = isinstance(v, (str, int, float, bool)) and go_type(v) != "uint64"
-    if typ == "object" and not _is_map(v):
+    if typ == "object" and not is_string_map(v):
         return f"field {k} must be an object"
     if typ == "objectarray" and not isinstance(v, list):
         return f"field {k} must be an array of objects"
@@ -256,28 +207,28 @@ def _validate_datatype(k: str, v: Any, typ: str) -> str:
         elif not scalar:
             return f"field {k} must be a list of string, int, float, or bool"
     if typ == "string" and not isinstance(v, str):
-        return f"field {k} must be a string but {_v(v)} is {go_type(v)}"
+        return f"field {k} must be a string but {go_v(v)} is {go_type(v)}"
     if typ == "int" and go_type(v) != "int":
         return f"field {k} must be an int"
     if typ == "bool" and not isinstance(v, bool):
         return f"field {k} must be a bool"
     if typ == "float" and go_type(v) not in ("float64", "int"):
-        return f"field {k} must be a float but {_v(v)} is {go_type(v)}"
+        return f"field {k} must be a float but {go_v(v)} is {go_type(v)}"
     if typ == "stringarray":
         if not isinstance(v, list):
-            return f"field {k} must be a string array but {_v(v)} is {go_type(v)}"
+            return f"field {k} must be a string array but {go_v(v)} is {go_type(v)}"
         for a in v:
             if not isinstance(a, str):
-                return f"field {k} must be a string array but contains non-string {_sharp_v(a)}"
+                return f"field {k} must be a string array but contains non-string {go_sharp_v(a)}"
     if typ == "duration" and not (isinstance(v, str) and gostr.parse_duration(v) is not None):
-        return f"field {k} ({_v(v)}) must be a valid duration like '3m30s' or '100ms'"
+        return f"field {k} ({go_v(v)}) must be a valid duration like '3m30s' or '100ms'"
     return ""
 
 
 def _flatten(data: YMap) -> Iterator[tuple[str, Any, Pos]]:
     for k, v in data.items():
         kt = _key(k)
-        if _is_map(v):
+        if is_string_map(v):
             for kk, vv in v.items():
                 yield f"{kt}.{kk}", vv, v.key_pos.get(kk, v.pos)
         else:
@@ -285,7 +236,7 @@ def _flatten(data: YMap) -> Iterator[tuple[str, Any, Pos]]:
 
 
 def _key(k: Any) -> str:
-    return k if isinstance(k, str) else _v(k)
+    return k if isinstance(k, str) else go_v(k)
 
 
 def _as_float(v: Any) -> float | None:
@@ -317,7 +268,7 @@ def _validate(data: YMap) -> list[Issue]:
         if e:
             errors.append(Issue(e, pos))
             continue
-        if fld.type == "object" and _is_map(v):
+        if fld.type == "object" and is_string_map(v):
             errors += [i.within(f"Within field {k}: ") for i in _validate(v)]
         elif fld.type == "objectarray" and isinstance(v, YList):
             sub_name = k.split(".")[1]
@@ -328,17 +279,17 @@ def _validate(data: YMap) -> list[Issue]:
                 errors += [e2.within(f"Within field {k}[{i}]: ") for e2 in _validate(sub)]
         for kind, arg in fld.validations:
             if kind == "choice" and not (isinstance(v, str) and v in fld.choices):
-                errors.append(Issue(f"field {k} ({_v(v)}) must be one of [{' '.join(fld.choices)}]", pos))
+                errors.append(Issue(f"field {k} ({go_v(v)}) must be one of [{' '.join(fld.choices)}]", pos))
             elif kind in ("minimum", "maximum"):
                 fv = _as_float(v)
                 if fv is None:
-                    errors.append(Issue(f"{_sharp_v(v)} ({go_type(v)}) cannot be interpreted as a quantity", pos))
+                    errors.append(Issue(f"{go_sharp_v(v)} ({go_type(v)}) cannot be interpreted as a quantity", pos))
                 elif (kind == "minimum" and fv < arg) or (kind == "maximum" and fv > arg):
                     word = "at least" if kind == "minimum" else "at most"
-                    errors.append(Issue(f"field {k} ({_v(v)}) must be {word} {arg}", pos))
+                    errors.append(Issue(f"field {k} ({go_v(v)}) must be {word} {arg}", pos))
             elif kind == "notempty" and v == "":
                 errors.append(Issue(f"field {k} must not be empty", pos))
-            elif kind == "validChildren" and _is_map(v):
+            elif kind == "validChildren" and is_string_map(v):
                 for kk in v:
                     if kk not in arg:
                         errors.append(
@@ -364,23 +315,23 @@ def _validate(data: YMap) -> list[Issue]:
 
 def validate_data(data: Any) -> list[Issue]:
     """``Metadata.ValidateRules``: Refinery v3.2.2's verdict on a decoded rules file (empty list = valid)."""
-    if not _is_map(data):
-        return [Issue(f"a rules file must be a mapping, but {_v(data)} is {go_type(data)}", NO_POS)]
+    if not is_string_map(data):
+        return [Issue(f"a rules file must be a mapping, but {go_v(data)} is {go_type(data)}", NO_POS)]
     errors: list[Issue] = []
     for k, v in data.items():
         pos = data.key_pos.get(k, data.pos)
         if k == "RulesVersion":
             if go_type(v) != "int":
-                errors.append(Issue(f"RulesVersion must be an int, but {_v(v)} is {go_type(v)}", pos))
+                errors.append(Issue(f"RulesVersion must be an int, but {go_v(v)} is {go_type(v)}", pos))
             elif v != 2:
                 errors.append(Issue(f"RulesVersion must be 2, but it is {v}", pos))
         elif k == "Samplers":
-            if not _is_map(v):
-                errors.append(Issue(f"Samplers must be a collection of samplers, but {_v(v)} is {go_type(v)}", pos))
+            if not is_string_map(v):
+                errors.append(Issue(f"Samplers must be a collection of samplers, but {go_v(v)} is {go_type(v)}", pos))
             else:
                 for sk, sv in v.items():
-                    if not _is_map(sv):
-                        msg = f"Sampler {_key(sk)} must be a map, but {_v(sv)} is {go_type(sv)}"
+                    if not is_string_map(sv):
+                        msg = f"Sampler {_key(sk)} must be a map, but {go_v(sv)} is {go_type(sv)}"
                         errors.append(Issue(msg, v.key_pos.get(sk, pos)))
                 if "__default__" not in v:
                     errors.append(Issue("Samplers must include a __default__ sampler", pos))
@@ -453,7 +404,7 @@ class _IRBuilder:
         rules_based = None
         others: list[Sampler] = []
         for kind, cfg in body.items():
-            if kind not in SAMPLER_KINDS or not _is_map(cfg):
+            if kind not in SAMPLER_KINDS or not is_string_map(cfg):
                 continue  # stray groups (Rules:, Conditions:) validate but mean nothing; nil kinds are not chosen
             if kind == SamplerKind.RULES_BASED:
                 rules_based = self.rules_based(env, cfg)
@@ -468,9 +419,9 @@ class _IRBuilder:
             rules = YList(cfg.pos)
         for i, r in enumerate(rules):
             pos = rules.item_pos[i]
-            if not _is_map(r):
+            if not is_string_map(r):
                 raise self.fail(
-                    f"Within sampler {env}: rule {i} is {_v(r)}, not a mapping; Refinery cannot load it", pos
+                    f"Within sampler {env}: rule {i} is {go_v(r)}, not a mapping; Refinery cannot load it", pos
                 )
             self.positions.at[(env, i)] = pos
             for k in r:
@@ -485,8 +436,8 @@ class _IRBuilder:
             built: list[Condition] = []
             for j, c in enumerate(conds):
                 pos = conds.item_pos[j]
-                if not _is_map(c):
-                    msg = f"Within sampler {env}: rule {i} condition {j} is {_v(c)}, not a mapping"
+                if not is_string_map(c):
+                    msg = f"Within sampler {env}: rule {i} condition {j} is {go_v(c)}, not a mapping"
                     raise self.fail(msg + "; Refinery cannot load it", pos)
                 self.positions.at[(env, i, j)] = pos
                 for k in c:
@@ -496,7 +447,7 @@ class _IRBuilder:
         samplers: list[Sampler] = []
         smap = r.get("Sampler")
         if isinstance(smap, YMap) and smap.string_keys:
-            samplers = [Sampler(kind=k, params=_plain(v) if _is_map(v) else {}) for k, v in smap.items()]
+            samplers = [Sampler(kind=k, params=_plain(v) if is_string_map(v) else {}) for k, v in smap.items()]
         scope = r.get("Scope")
         rate = r.get("SampleRate", 0)
         name = r.get("Name")
@@ -614,7 +565,11 @@ def load_rules_with_positions(
         if errors:
             raise ErrorGroup(errors)
     data = decode_rules(text, fname)
-    if not (_is_map(data) and _is_map(data.get("Samplers")) and all(_is_map(v) for v in data["Samplers"].values())):
+    if not (
+        is_string_map(data)
+        and is_string_map(data.get("Samplers"))
+        and all(is_string_map(v) for v in data["Samplers"].values())
+    ):
         raise NectarError(
             "not a rules file: expected RulesVersion and a Samplers map of sampler maps",
             span=Span(fname, 1, 1, 1, text),

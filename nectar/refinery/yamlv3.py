@@ -21,6 +21,7 @@ sequences :class:`YList`. Duplicate keys are an error, as in yaml.v3. Syntax err
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from dataclasses import dataclass
@@ -339,3 +340,54 @@ def loads(text: str, filename: str = "<rules>") -> Any:
         return _Builder(filename, text).build(node)
     except RecursionError:
         raise NectarError("YAML nesting is too deep", span=Span(filename, 1, 1, 1, text)) from None
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Go formatting of decoded values (validation messages)
+
+
+def is_string_map(v: Any) -> bool:
+    """A ``map[string]any`` for Refinery (a mapping whose keys are all strings)."""
+    return isinstance(v, YMap) and v.string_keys
+
+
+def go_type(v: Any) -> str:
+    """Go ``%T`` of a value decoded by yaml.v3 into ``any``."""
+    if v is None:
+        return "<nil>"
+    if isinstance(v, bool):
+        return "bool"
+    if isinstance(v, int):
+        return "int" if gostr.INT64_MIN <= v <= gostr.INT64_MAX else "uint64"
+    if isinstance(v, float):
+        return "float64"
+    if isinstance(v, str):
+        return "string"
+    if isinstance(v, GoTime):
+        return "time.Time"
+    if isinstance(v, list):
+        return "[]interface {}"
+    if isinstance(v, dict):
+        return "map[string]interface {}" if is_string_map(v) else "map[interface {}]interface {}"
+    return type(v).__name__
+
+
+def go_v(v: Any) -> str:
+    """Go ``%v`` of a decoded value (timestamps as ``time.Time.String()``)."""
+    return str(v) if isinstance(v, GoTime) else gostr.go_v(v)
+
+
+def go_sharp_v(v: Any) -> str:
+    """Go ``%#v`` (only reached for non-strings in a string array)."""
+    if isinstance(v, str):
+        return json.dumps(v, ensure_ascii=False)
+    if isinstance(v, int) and not isinstance(v, bool) and v > gostr.INT64_MAX:
+        return hex(v)
+    if isinstance(v, list):
+        return "[]interface {}{" + ", ".join(go_sharp_v(x) for x in v) + "}"
+    if isinstance(v, dict):
+        inner = ", ".join(f"{go_sharp_v(k)}:{go_sharp_v(v[k])}" for k in sorted(v, key=str))
+        return go_type(v) + "{" + inner + "}"
+    if isinstance(v, GoTime):
+        return v.go_sharp()
+    return go_v(v)
