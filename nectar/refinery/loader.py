@@ -509,7 +509,10 @@ def _json_as_refinery(obj: Any, pos: Pos = NO_POS) -> Any:
 
 
 def _read(source: str | Path, filename: str | None) -> tuple[str, str]:
-    if isinstance(source, Path) or ("\n" not in source and source.endswith((".yaml", ".yml", ".json", ".toml"))):
+    looks_like_path = "\n" not in source if isinstance(source, str) else True
+    if isinstance(source, Path) or (
+        looks_like_path and (source.endswith((".yaml", ".yml", ".json", ".toml")) or Path(source).is_file())
+    ):
         path = Path(source)
         try:
             text = path.read_text(encoding="utf-8")
