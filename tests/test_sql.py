@@ -130,6 +130,8 @@ REFUSED = [
     ("CHECKPOINT", "CALL"),
     ("BEGIN TRANSACTION", "transactions"),
     ("EXPLAIN ANALYZE COPY (SELECT 1) TO '/tmp/x.csv'", "EXPLAIN"),
+    ("EXPLAIN (FORMAT json) COPY (SELECT 1) TO '/tmp/x.csv'", "EXPLAIN"),
+    ("EXPLAIN DROP VIEW spans", "EXPLAIN"),
     ("PREPARE p AS SELECT 1", "PREPARE"),
     ("VACUUM", "VACUUM"),
     ("SELECT 1; DROP VIEW traces", "DROP"),
