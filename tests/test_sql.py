@@ -265,3 +265,9 @@ def test_cli_interactive(corpus_dir: Path, capsys: pytest.CaptureFixture[str], m
     monkeypatch.setattr("sys.stdin", io.StringIO("SELECT 1 AS one"))  # end of input runs the rest
     assert main(["sql", "--corpus", str(corpus_dir), "--format", "json"]) == 0
     assert json.loads(capsys.readouterr().out) == [{"one": 1}]
+
+
+def test_empty_corpus(tmp_path: Path) -> None:
+    create_corpus(tmp_path / "c", iter([]), sources=[], options={})
+    count, traces = run_sql(tmp_path / "c", "SELECT count(*) FROM spans; SELECT * FROM traces")
+    assert count.rows == [(0,)] and traces.rows == [] and traces.columns[0] == "trace_id"
