@@ -1,0 +1,366 @@
+"""``prove_policy``: lower the policy, decide every trace of the corpus with a vectorized engine, check, explain.
+
+Two engine passes over the corpus: one for the policy's lowered rules (with per-rule matches), one for every
+predicate at once (the error definition and each must-keep class, lowered the same way: a predicate is true for a
+trace exactly when its keep-rules match). Everything after that is small per-trace tables.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+import polars as pl
+
+from nectar.config import Config
+from nectar.corpus.layout import TRACE_ID, Corpus, ValueType
+from nectar.engine.api import evaluate
+from nectar.engine.replay import ReplayInput, build_report
+from nectar.errors import NectarError
+from nectar.policy import ir
+from nectar.policy.expr import parse_expr, standalone_origin
+from nectar.policy.format import format_expr
+from nectar.policy.lower import LoweredPolicy, lower_policy, lower_predicate
+from nectar.prove.checks import BudgetFigures, CheckResult, Counterexample, budget_figures, keep_probability
+from nectar.prove.lints import CorpusLint, corpus_lints
+from nectar.refinery.model import Condition, Rule, RulesBasedSampler, SamplerKind
+
+MUST_KEEP_FILE = "must-keep.txt"
+
+
+@dataclass(frozen=True, slots=True)
+class Predicate:
+    """A named trace predicate the prover checks (error definition, a must-keep class)."""
+
+    name: str
+    expr: ir.Expr
+    text: str
+
+
+@dataclass(slots=True)
+class ProofReport:
+    """Everything the prover found. ``decisions`` (one row per trace) is kept for ``explain``."""
+
+    policy: ir.Policy
+    lowered: LoweredPolicy
+    corpus: Corpus
+    engine: str
+    checks: list[CheckResult]
+    lints: list[CorpusLint]
+    replay: dict[str, Any]
+    budget: BudgetFigures
+    error_definition: str
+    decisions: pl.DataFrame = field(repr=False)
+    strict: bool = False
+
+    @property
+    def passed(self) -> bool:
+        """All checks pass (and, with ``strict``, no lint is a warning)."""
+        if any(not c.passed for c in self.checks):
+            return False
+        return not (self.strict and any(lint.severity in ("warning", "error") for lint in self.lints))
+
+    def summary(self) -> dict[str, Any]:
+        """Per check: name, status and figures (stable, JSON-able; what the lockfile records)."""
+        return {c.name: {"status": c.status, "summary": c.summary, "figures": c.figures} for c in self.checks}
+
+
+def _sql_for(trace_id: str) -> str:
+    tid = trace_id.replace("'", "''")
+    return f"nectar sql \"SELECT * FROM spans WHERE trace_id = '{tid}' ORDER BY arrival\""
+
+
+def _predicate_sampler(preds: list[Predicate]) -> tuple[RulesBasedSampler, list[list[int]]]:
+    """All predicates as one rules-based sampler: which rule indexes belong to which predicate."""
+    rules: list[Rule] = []
+    groups: list[list[int]] = []
+    for k, pred in enumerate(preds):
+        sub = lower_predicate(pred.expr, f"p{k}")
+        idx = []
+        for r in sub.rules[:-1]:  # without the final catch-all drop
+            idx.append(len(rules))
+            rules.append(r)
+        groups.append(idx)
+    rules.append(Rule(name="none", drop=True))
+    return RulesBasedSampler(tuple(rules)), groups
+
+
+def _conditions_fields(conds: tuple[Condition, ...] | None) -> list[str]:
+    out: list[str] = []
+    for c in conds or ():
+        for f in c.fields:
+            base = f.removeprefix("root.")
+            if not base.startswith("?.") and base not in out:
+                out.append(base)
+    return out
+
+
+def _expr_fields(expr: ir.Expr) -> list[str]:
+    fields: list[str] = []
+    for rule in lower_predicate(expr).rules:
+        for f in _conditions_fields(rule.conditions):
+            if f not in fields:
+                fields.append(f)
+    return fields
+
+
+class _Examples:
+    """Builds counterexamples: the deciding rule and the relevant field values of each trace's spans."""
+
+    def __init__(self, corpus: Corpus, decisions: pl.DataFrame, lowered: LoweredPolicy, limit: int) -> None:
+        self.corpus = corpus
+        self.decisions = decisions
+        self.lowered = lowered
+        self.limit = limit
+
+    def build(self, trace_ids: list[str], extra_fields: list[str]) -> tuple[Counterexample, ...]:
+        chosen = sorted(trace_ids)[: self.limit]  # deterministic: the first N by trace id
+        if not chosen:
+            return ()
+        rows = self.decisions.filter(pl.col("trace_id").is_in(chosen)).sort("trace_id").to_dicts()
+        fields = list(extra_fields)
+        for r in rows:
+            if r["rule_index"] is not None:
+                for f in _conditions_fields(self.lowered.sampler.rules[r["rule_index"]].conditions):
+                    if f not in fields:
+                        fields.append(f)
+        values = self._values(chosen, fields)
+        out = []
+        for r in rows:
+            idx = r["rule_index"]
+            origin = self.lowered.origins[idx].policy_rule if idx is not None else None
+            out.append(
+                Counterexample(
+                    trace_id=r["trace_id"],
+                    rule=r["rule"],
+                    policy_rule=origin,
+                    keep=r["keep"],
+                    rate=int(r["rate"]),
+                    reason=r["reason"],
+                    spans=int(r["spans"]),
+                    values=tuple(values.get(r["trace_id"], [])),
+                    sql=_sql_for(r["trace_id"]),
+                )
+            )
+        return tuple(out)
+
+    def _values(self, trace_ids: list[str], fields: list[str]) -> dict[str, list[dict[str, Any]]]:
+        cols = [(f, t, c) for f in fields for t, c in self.corpus.field_columns.get(f, {}).items()]
+        lf = self.corpus.scan().filter(pl.col(TRACE_ID).is_in(trace_ids))
+        df = lf.select([TRACE_ID, "span_id", "arrival", *sorted({c for _, _, c in cols})]).collect().sort("arrival")
+        out: dict[str, list[dict[str, Any]]] = {}
+        for row in df.to_dicts():
+            vals: dict[str, Any] = {}
+            for f, t, c in cols:
+                v = row.get(c)
+                if v is None:
+                    continue
+                vals[f] = None if t is ValueType.NULL else v
+            if vals:
+                spans = out.setdefault(row[TRACE_ID], [])
+                if len(spans) < 5:
+                    spans.append({"span_id": row["span_id"], **vals})
+        return out
+
+
+def _corpus_with_rate(corpus: Corpus, config: Config) -> Corpus:
+    if config.corpus_sample_rate is None:
+        return corpus
+    manifest = dataclasses.replace(corpus.manifest, sample_rate=config.corpus_sample_rate)
+    return Corpus(corpus.root, manifest)
+
+
+def read_must_keep_ids(corpus: Corpus) -> list[str] | None:
+    """Trace ids listed in ``must-keep.txt`` in the corpus folder (one per line, ``#`` comments), or None."""
+    path = corpus.root / MUST_KEEP_FILE
+    if not path.exists():
+        return None
+    ids = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        text = line.split("#", 1)[0].strip()
+        if text:
+            ids.append(text)
+    return ids
+
+
+def prove_policy(
+    policy: ir.Policy,
+    corpus: Corpus,
+    config: Config,
+    engine: str = "polars",
+    max_examples: int = 5,
+    strict: bool = False,
+) -> ProofReport:
+    """Prove ``policy`` against ``corpus``: see :mod:`nectar.prove.checks` for the checks and their arithmetic."""
+    corpus = _corpus_with_rate(corpus, config)
+    lowered = lower_policy(policy)
+    rules_file = lowered.rules_file()
+    result = evaluate(lowered.sampler, corpus, engine=engine, with_matches=True)
+    dec = result.decisions
+    replay = build_report(ReplayInput(rules_file, policy.path or "<policy>", corpus, None, engine), None, result)
+
+    err_text = config.error_definition
+    try:
+        err_expr = parse_expr(
+            err_text, standalone_origin(err_text, "nectar.toml prove.error_definition"), config.aliases
+        ).expr
+    except NectarError as exc:
+        raise NectarError(f"prove.error_definition: {exc.message}", exc.span, exc.hint) from None
+    preds = [Predicate("errors", err_expr, err_text)] + [
+        Predicate(f"must_keep:{m.name}", m.match, m.match_text) for m in policy.must_keep
+    ]
+    pred_sampler, groups = _predicate_sampler(preds)
+    pres = evaluate(pred_sampler, corpus, engine=engine, with_matches=True)
+    pm = pres.matches
+    assert pm is not None
+    if pres.decisions.get_column("trace_id").to_list() != dec.get_column("trace_id").to_list():
+        raise AssertionError("engine returned traces in different orders")  # pragma: no cover
+    hits = []
+    for g in groups:
+        hit = pl.Series([False] * dec.height) if not g else pm.select(pl.any_horizontal([f"m{i}" for i in g]))
+        hits.append(hit.to_series() if isinstance(hit, pl.DataFrame) else hit)
+
+    p = keep_probability(dec)
+    examples = _Examples(corpus, dec, lowered, max_examples)
+    checks = [
+        _check_fallback(lowered, dec, examples),
+        _check_kept("errors", f"error traces ({err_text}) are kept", dec, p, hits[0], examples, _expr_fields(err_expr)),
+        _check_must_keep(policy, corpus, dec, p, hits[1:], examples),
+    ]
+    throughput_caps = {
+        i: float(r.sampler.goal_throughput or 0)
+        for i, r in enumerate(lowered.sampler.rules)
+        if r.sampler is not None and r.sampler.kind == SamplerKind.EMA_THROUGHPUT
+    }
+    budget = budget_figures(dec, p, corpus.manifest.window_seconds, corpus.manifest.sample_rate, throughput_caps)
+    checks.append(_check_budget(policy, budget))
+    lints = corpus_lints(policy, lowered, corpus, replay)
+    return ProofReport(policy, lowered, corpus, engine, checks, lints, replay, budget, err_text, dec, strict)
+
+
+def _check_fallback(lowered: LoweredPolicy, dec: pl.DataFrame, examples: _Examples) -> CheckResult:
+    rules = lowered.sampler.rules
+    catch = [i for i, r in enumerate(rules) if r.is_catch_all]
+    undecided = dec.filter(pl.col("rule_index").is_null()).get_column("trace_id").to_list()
+    figures = {"catch_all": rules[catch[0]].name if catch else None, "undecided_traces": len(undecided)}
+    if not catch:
+        return CheckResult(
+            "fallback", "fail",
+            f"no catch-all rule: {len(undecided)} traces match no rule and Refinery keeps them at rate 1; "
+            "end the policy with a rule whose match is `true`",
+            figures, examples.build(undecided, []),
+        )  # fmt: skip
+    if catch[0] != len(rules) - 1:
+        after = [r.name for r in rules[catch[0] + 1 :]]
+        return CheckResult(
+            "fallback", "fail",
+            f"rules after the catch-all {rules[catch[0]].name!r} are unreachable: {', '.join(after)}",
+            {**figures, "unreachable": after},
+        )  # fmt: skip
+    return CheckResult("fallback", "pass", f"catch-all {rules[catch[0]].name!r} decides every remaining trace", figures)
+
+
+def _check_kept(
+    name: str, what: str, dec: pl.DataFrame, p: pl.Series, hit: pl.Series, examples: _Examples, fields: list[str]
+) -> CheckResult:
+    declared = int(hit.sum())
+    lost_mask = hit & (p < 1.0)
+    lost = dec.filter(lost_mask).get_column("trace_id").to_list()
+    figures = {"declared": declared, "kept": declared - len(lost), "not_always_kept": len(lost)}
+    if lost:
+        return CheckResult(
+            name,
+            "fail",
+            f"{len(lost)} of {declared} {what.split(' are ')[0]} are not always kept",
+            figures,
+            examples.build(lost, fields),
+        )
+    return CheckResult(name, "pass", f"all {declared} {what} with probability 1", figures)
+
+
+def _check_must_keep(
+    policy: ir.Policy, corpus: Corpus, dec: pl.DataFrame, p: pl.Series, hits: list[pl.Series], examples: _Examples
+) -> CheckResult:
+    ids = read_must_keep_ids(corpus)
+    if not policy.must_keep and ids is None:
+        return CheckResult("must_keep", "skip", "no must_keep classes in the policy and no must-keep.txt in the corpus")
+    declared = pl.Series([False] * dec.height)
+    for h in hits:
+        declared = declared | h
+    missing_ids: list[str] = []
+    if ids is not None:
+        present = dec.get_column("trace_id").is_in(ids)
+        declared = declared | present
+        missing_ids = sorted(set(ids) - set(dec.filter(present).get_column("trace_id").to_list()))
+    fields = [f for m in policy.must_keep for f in _expr_fields(m.match)]
+    n_declared = int(declared.sum())
+    lost = dec.filter(declared & (p < 1.0)).get_column("trace_id").to_list()
+    per_class = {
+        m.name: {"declared": int(h.sum()), "kept": int((h & (p >= 1.0)).sum())}
+        for m, h in zip(policy.must_keep, hits, strict=True)
+    }
+    figures: dict[str, Any] = {"declared": n_declared, "kept": n_declared - len(lost), "classes": per_class}
+    if ids is not None:
+        figures["listed_ids"] = len(ids)
+        figures["listed_ids_not_in_corpus"] = len(missing_ids)
+    coverage = f"{n_declared - len(lost)}/{n_declared}"
+    if lost:
+        return CheckResult(
+            "must_keep",
+            "fail",
+            f"must-keep coverage {coverage}: {len(lost)} traces not always kept",
+            figures,
+            examples.build(lost, fields),
+        )
+    note = f" ({len(missing_ids)} listed ids are not in the corpus)" if missing_ids else ""
+    return CheckResult("must_keep", "pass", f"must-keep coverage {coverage}{note}", figures)
+
+
+def _check_budget(policy: ir.Policy, b: BudgetFigures) -> CheckResult:
+    figures = {
+        "budget_per_second": policy.budget_per_second,
+        "expected_per_second": _r(b.expected_per_second),
+        "upper95_per_second": _r(b.upper95_per_second),
+        "window_seconds": b.window_seconds,
+        "corpus_sample_rate": b.sample_rate,
+    }
+    if policy.budget_per_second is None:
+        return CheckResult("budget", "skip", "the policy sets no budget_per_second", figures)
+    if b.expected_per_second is None:
+        return CheckResult("budget", "skip", "the corpus time window is 0 s, so no rate can be estimated", figures)
+    budget = policy.budget_per_second
+    exp, up = b.expected_per_second, b.upper95_per_second or 0.0
+    text = f"expected {exp:,.4g} events/s (95% upper bound {up:,.4g}) against a budget of {budget:,.6g}/s"
+    if exp > budget:
+        return CheckResult("budget", "fail", "over budget: " + text, figures)
+    if up > budget:
+        return CheckResult("budget", "pass", text + "; the upper bound exceeds the budget", figures)
+    return CheckResult("budget", "pass", text, figures)
+
+
+def _r(x: float | None) -> float | None:
+    return None if x is None else float(f"{x:.6g}")
+
+
+def rules_table(report: ProofReport) -> list[dict[str, Any]]:
+    """Per Refinery rule: policy rule, matched and decided traces, kept events/s, share of the budget."""
+    budget = report.policy.budget_per_second
+    rows = []
+    for r, origin in zip(report.replay["rules"], report.lowered.origins, strict=True):
+        eps = r["kept_events_per_sec"]
+        rows.append({
+            "rule": r["name"],
+            "policy_rule": origin.policy_rule,
+            "match": format_expr(_policy_rule(report.policy, origin.policy_rule).match),
+            "matched_traces": r["matched"]["traces"],
+            "decided_traces": r["decided"]["traces"],
+            "decided_spans": r["decided"]["spans"],
+            "kept_events_per_sec": eps,
+            "budget_share": (float(f"{eps / budget:.6g}") if eps is not None and budget else None),
+        })  # fmt: skip
+    return rows
+
+
+def _policy_rule(policy: ir.Policy, name: str) -> ir.PolicyRule:
+    return next(r for r in policy.rules if r.name == name)
