@@ -508,10 +508,16 @@ def _json_as_refinery(obj: Any, pos: Pos = NO_POS) -> Any:
     return obj
 
 
+def _is_file(text: str) -> bool:
+    try:
+        return Path(text).is_file()
+    except (OSError, ValueError):  # not a usable path (too long, NUL byte...): it is rules text
+        return False
+
+
 def _read(source: str | Path, filename: str | None) -> tuple[str, str]:
-    looks_like_path = "\n" not in source if isinstance(source, str) else True
     if isinstance(source, Path) or (
-        looks_like_path and (source.endswith((".yaml", ".yml", ".json", ".toml")) or Path(source).is_file())
+        "\n" not in source and (source.endswith((".yaml", ".yml", ".json", ".toml")) or _is_file(source))
     ):
         path = Path(source)
         try:
