@@ -316,3 +316,31 @@ def test_fast_path_never_differs_from_line_reader(
     )
     a, b = _both_paths(tmp, text, monkeypatch)
     assert a.drop("arrival").equals(b.drop("arrival"), null_equal=True)
+
+
+_typed = st.sampled_from(
+    [
+        st.integers(min_value=-(2**63), max_value=2**63 - 1),
+        st.floats(allow_nan=False, allow_infinity=False, min_value=-1e300, max_value=1e300),
+        st.text(max_size=4),
+        st.booleans(),
+        st.sampled_from(["2024-01-01T00:00:00Z", "2024-02-29", "x"]),
+    ]
+)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.data())
+def test_fast_path_with_one_type_per_key_matches(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch, data: st.DataObject
+) -> None:
+    keys = data.draw(st.lists(st.sampled_from(["a", "b", "c", "timestamp"]), unique=True, max_size=3))
+    kinds = {k: data.draw(_typed) for k in keys}
+    n = data.draw(st.integers(min_value=1, max_value=6))
+    rows = [{k: data.draw(kinds[k]) for k in keys if data.draw(st.booleans())} for _ in range(n)]
+    tmp = tmp_path_factory.mktemp("h")
+    text = "".join(
+        json.dumps({"trace.trace_id": "t", "trace.span_id": f"s{i}", **r}) + "\n" for i, r in enumerate(rows)
+    )
+    a, b = _both_paths(tmp, text, monkeypatch)
+    assert a.drop("arrival").equals(b.drop("arrival"), null_equal=True)

@@ -17,16 +17,24 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _FRACTION = re.compile(r"(\.\d{6})\d+")
 
 
+# Years 1 to 9999, the range of a Python datetime (and well inside Arrow's int64 microseconds).
+MIN_US, MAX_US = -62_135_596_800_000_000, 253_402_300_799_999_999
+
+
 def epoch_to_us(value: float) -> int:
     """Epoch seconds, milliseconds, microseconds or nanoseconds (told apart by magnitude) to microseconds."""
     a = abs(value)
     if a < 1e11:  # seconds (until the year 5138)
-        return round(value * 1_000_000)
-    if a < 1e14:
-        return round(value * 1_000)
-    if a < 1e17:
-        return int(value)
-    return int(value) // 1_000
+        us = round(value * 1_000_000)
+    elif a < 1e14:
+        us = round(value * 1_000)
+    elif a < 1e17:
+        us = int(value)
+    else:
+        us = int(value) // 1_000
+    if not MIN_US <= us <= MAX_US:
+        raise RecordError(f"bad timestamp: {value!r} is out of range")
+    return us
 
 
 def rfc3339_to_us(text: str) -> int:

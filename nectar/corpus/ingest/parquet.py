@@ -223,8 +223,13 @@ def _timestamps(col: pa.ChunkedArray) -> pa.Array:
             col = col.cast(pa.timestamp(t.unit)).cast(pa.timestamp(t.unit, tz="UTC"))
         return col.cast(_TS, safe=False).combine_chunks()
     if pa.types.is_integer(t) or pa.types.is_floating(t):
-        values = col.to_pylist()
-        return pa.array([None if v is None else epoch_to_us(v) for v in values], pa.int64()).cast(_TS)
+        out_us: list[int | None] = []
+        for v in col.to_pylist():
+            try:
+                out_us.append(None if v is None else epoch_to_us(v))
+            except RecordError:
+                out_us.append(None)
+        return pa.array(out_us, pa.int64()).cast(_TS)
     out: list[int | None] = []
     for v in col.to_pylist():
         try:

@@ -149,6 +149,8 @@ def detect_format(head: bytes) -> str | None:
     """The input format from the first bytes of a (decompressed) file, or None when unrecognisable."""
     if head.startswith(b"PAR1"):
         return "parquet"
+    if b"\x00" in head[:1024] or not _is_utf8(head[:1024]):
+        return "otlp-proto"  # not text: OTLP protobuf is the only binary trace format we read
     text = head.lstrip(b"\xef\xbb\xbf \t\r\n")
     if not text:
         return "jsonl"  # an empty file: no spans, in any format
@@ -174,9 +176,6 @@ def detect_format(head: bytes) -> str | None:
         if text[:1] == b"[" and b'"traceID"' in text:
             return "jaeger"
         return None
-    # Not JSON text: OTLP protobuf is the only binary trace format we read.
-    if b"\x00" in text[:1024] or not _is_utf8(text[:1024]):
-        return "otlp-proto"
     return None
 
 
@@ -184,7 +183,8 @@ def _is_utf8(b: bytes) -> bool:
     try:
         b.decode("utf-8")
     except UnicodeDecodeError as exc:
-        return exc.start >= len(b) - 4  # a character cut at the end of the sample is fine
+        # A character cut at the end of the sample is fine; anything else is binary.
+        return exc.reason == "unexpected end of data" and exc.start >= len(b) - 3
     return True
 
 
