@@ -105,6 +105,9 @@ def test_catalog_json_is_deterministic(corpus: Corpus, capsys: pytest.CaptureFix
     assert main(["corpus", "fields", "--corpus", str(corpus.root), "--field", "user.tier"]) == 0
     out = capsys.readouterr().out
     assert out.startswith("1 fields") and "'free'" in out
+    assert main(["corpus", "fields", "--corpus", str(corpus.root), "--field", "http.status", "--format", "json"]) == 0
+    names = [f["name"] for f in json.loads(capsys.readouterr().out)["fields"]]
+    assert names == ["http.response.status_code", "http.status_code"]  # the default alias
     assert main(["corpus", "fields", "--corpus", str(corpus.root), "--field", "nope"]) == 2
     assert "no field 'nope'" in capsys.readouterr().err
     assert main(["corpus", "stats", "--corpus", str(corpus.root), "--format", "json"]) == 0

@@ -19,6 +19,7 @@ from nectar.cli.common import (
     report_error,
     resolve_corpus,
 )
+from nectar.config import load_config
 from nectar.corpus.layout import Corpus
 from nectar.errors import NectarError
 
@@ -80,17 +81,25 @@ def fields_cmd(
     corpus: Path | None = typer.Option(None, "--corpus", help="Corpus folder (default: project.corpus)."),
     fmt: OutputFormat = typer.Option(OutputFormat.text, "--format", help="text or json."),
     top: int = typer.Option(10, "--top", min=1, help="Top values kept per field and type."),
-    only: list[str] | None = typer.Option(None, "--field", help="Show only this field (repeatable)."),
+    only: list[str] | None = typer.Option(
+        None, "--field", help="Show only this field or alias, e.g. http.status (repeatable)."
+    ),
 ) -> None:
     """The field catalog: per field its types, presence, distinct values, top values or quantiles."""
     from nectar.corpus.stats import FieldCatalog, field_catalog, render_catalog
 
     catalog = field_catalog(Corpus.open(resolve_corpus(corpus)), top=top)
     if only:
-        missing = [f for f in only if catalog.get(f) is None]
-        if missing:
-            raise NectarError(f"no field {missing[0]!r} in the corpus", hint="`nectar corpus fields` lists them all")
-        catalog = FieldCatalog(catalog.spans, tuple(f for f in catalog.fields if f.name in set(only)))
+        # An alias (nectar.toml [aliases], e.g. http.status) stands for the fields it names.
+        aliases = load_config().aliases
+        wanted: set[str] = set()
+        for name in only:
+            targets = [name] if catalog.get(name) is not None else list(aliases.get(name, ()))
+            targets = [t for t in targets if catalog.get(t) is not None]
+            if not targets:
+                raise NectarError(f"no field {name!r} in the corpus", hint="`nectar corpus fields` lists them all")
+            wanted.update(targets)
+        catalog = FieldCatalog(catalog.spans, tuple(f for f in catalog.fields if f.name in wanted))
     if fmt is OutputFormat.json:
         emit_json(catalog.to_json())
         return
