@@ -57,6 +57,7 @@ TRACES_COLUMNS: tuple[tuple[str, str], ...] = (
 )
 
 HTTP_STATUS_FIELDS = ("http.response.status_code", "http.status_code")
+_NUMBERS = (ValueType.INT, ValueType.FLOAT)
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,12 +89,9 @@ def traces_view_sql(corpus: Corpus) -> str:
     name = _one_or_null(_cols(corpus, "name", ValueType.STR), "VARCHAR")
     duration = _one_or_null(_cols(corpus, "duration_ms", ValueType.FLOAT, ValueType.INT), "DOUBLE")
     error = _one_or_null(_cols(corpus, "error", ValueType.BOOL), "BOOLEAN")
-    statuses = [
-        f"TRY_CAST({c} AS BIGINT)" for f in HTTP_STATUS_FIELDS for c in _cols(corpus, f, ValueType.INT, ValueType.FLOAT)
-    ]
-    status = "CAST(NULL AS BIGINT)" if not statuses else statuses[0] if len(statuses) == 1 else (
-        f"greatest({', '.join(statuses)})"
-    )  # fmt: skip
+    # Numbers only: Refinery compares the string "500" with 500 as unequal types (SEMANTICS.md 2.6).
+    statuses = [f"TRY_CAST({c} AS BIGINT)" for f in HTTP_STATUS_FIELDS for c in _cols(corpus, f, *_NUMBERS)]
+    status = f"greatest({', '.join(statuses)})" if statuses else "CAST(NULL AS BIGINT)"  # greatest skips NULLs
     return f"""
 CREATE VIEW traces AS
 WITH s AS (
