@@ -192,13 +192,28 @@ def _rel(path: Path, base: Path) -> str:
 
 def run_prover(policy: ir.Policy, corpus: Corpus, config: Config, engine: str) -> Any:
     """The prover's report for ``policy`` on ``corpus`` (:func:`nectar.prove.prove_policy`)."""
-    try:
-        from nectar.prove import prove_policy  # type: ignore[attr-defined]
-    except ImportError as exc:  # pragma: no cover - depends on the prover being installed
-        raise NectarError(
-            f"the prover is not available in this build ({exc})", hint="compile with --no-prove"
-        ) from None
+    from nectar.prove import prove_policy
+
     return prove_policy(policy, corpus, config, engine=engine)
+
+
+def proof_text(report: Any) -> str:
+    """The prover's report as text (what ``nectar prove`` prints)."""
+    from nectar.prove import render_text
+
+    return str(render_text(report)).rstrip()
+
+
+def stable_figures(value: Any) -> Any:
+    """Proof figures as the lock keeps them: floats to 9 significant digits, so that a last-bit difference in a
+    parallel sum never makes ``--locked`` fail."""
+    if isinstance(value, float):
+        return float(f"{value:.9g}")
+    if isinstance(value, dict):
+        return {str(k): stable_figures(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [stable_figures(v) for v in value]
+    return value
 
 
 def build_lock(
@@ -268,7 +283,7 @@ def compile_policy(
         report = run_prover(source.policy, corpus, config, engine)
         if not report.passed:
             raise CheckFailed(
-                "the policy does not pass its proof; nothing was written\n" + report.render_text().rstrip(),
+                "the policy does not pass its proof; nothing was written\n" + proof_text(report),
                 hint="fix the policy (or, knowingly, compile with --no-prove, which the lockfile records)",
             )
         proof: dict[str, Any] = {
@@ -276,7 +291,7 @@ def compile_policy(
             "engine": engine,
             "error_definition": config.error_definition,
             "corpus_sample_rate": config.corpus_sample_rate,
-            "checks": report.summary(),
+            "checks": stable_figures(report.summary()),
         }
     else:
         proof = {"proven": False, "skipped": "--no-prove"}

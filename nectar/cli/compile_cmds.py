@@ -116,7 +116,9 @@ def compile_cmd(
         return
     out = out_console()
     if result.proof is not None:
-        out.print(result.proof.render_text().rstrip(), markup=False)
+        from nectar.compile import proof_text
+
+        out.print(proof_text(result.proof), markup=False)
     how = "proven" if proven else "NOT proven (--no-prove)"
     out.print(
         f"wrote {rules_path} ({n_rules} Refinery rules, environments {', '.join(envs)}; {how}) and {lock_path}",
