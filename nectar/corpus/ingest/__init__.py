@@ -28,6 +28,7 @@ from nectar.corpus.ingest.sources import (
     expand_inputs,
     open_source,
     read_head,
+    reporting_progress,
 )
 from nectar.errors import NectarError
 
@@ -150,14 +151,23 @@ def ingest_paths(
         def batches() -> Iterator[tuple[pa.Table, dict[str, list[str]]]]:
             for src, src_fmt in todo:
                 spans0, events0, skipped0 = sink.real_spans, sink.span_events, skips.count
-                for ready in reader_for(src_fmt)(src, sink, skips):
-                    if ready is not None:  # a reader that builds whole tables itself (Parquet)
-                        if sink.n:
+                done = [0]
+
+                def advance(n: int, done: list[int] = done, size: int = src.size) -> None:
+                    n = min(n, size - done[0])  # a file read twice (detection) is not counted twice
+                    if n > 0:
+                        done[0] += n
+                        bar.advance(n)
+
+                with reporting_progress(advance):
+                    for ready in reader_for(src_fmt)(src, sink, skips):
+                        if ready is not None:  # a reader that builds whole tables itself (Parquet)
+                            if sink.n:
+                                yield sink.flush()
+                            yield ready
+                        elif sink.full:
                             yield sink.flush()
-                        yield ready
-                    elif sink.full:
-                        yield sink.flush()
-                bar.advance(src.size)
+                advance(src.size)
                 new_sources.append(
                     {
                         "path": src.display,

@@ -15,10 +15,12 @@ import os
 import re
 import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 from nectar.errors import NectarError
 from nectar.util import sha256_file
@@ -29,6 +31,7 @@ FORMAT_CHOICES: tuple[str, ...] = ("auto", *FORMATS)
 # In a folder, only files that look like trace data are read (a README next to the data is not an input).
 _DATA_SUFFIXES = {".json", ".jsonl", ".ndjson", ".pb", ".binpb", ".protobuf", ".otlp", ".parquet", ".gz", ".data"}
 _HEAD_BYTES = 64 * 1024
+_MAX_FIRST_LINE = 16 << 20
 _GZIP_MAGIC = b"\x1f\x8b"
 
 
@@ -122,20 +125,61 @@ def open_source(display: str, path: Path | None, spool_dir: Path) -> Source:
     return Source(display, Path(tmp), h.hexdigest(), size)
 
 
+# Progress of the file being read: bytes of the file consumed so far are reported to this callback (set by the
+# ingest driver around each reader; readers need not know).
+_on_bytes: ContextVar[Callable[[int], None] | None] = ContextVar("nectar_ingest_on_bytes", default=None)
+
+
+@contextmanager
+def reporting_progress(callback: Callable[[int], None]) -> Iterator[None]:
+    """Report the bytes that :func:`open_stream` streams read from their files to ``callback``."""
+    token = _on_bytes.set(callback)
+    try:
+        yield
+    finally:
+        _on_bytes.reset(token)
+
+
+class _Counting(io.RawIOBase):
+    """A file that reports how many bytes were read from it."""
+
+    def __init__(self, f: IO[bytes], report: Callable[[int], None]) -> None:
+        self._f = f
+        self._report = report
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b: Any) -> int:
+        n = self._f.readinto(b)  # type: ignore[attr-defined]
+        if n:
+            self._report(n)
+        return n or 0
+
+    def close(self) -> None:
+        self._f.close()
+        super().close()
+
+
 def open_stream(src: Source) -> tuple[IO[bytes], IO[bytes]]:
     """``(raw file, decompressed stream)`` of a source; gzip is recognised by its magic bytes."""
-    raw = open(src.path, "rb")  # noqa: SIM115  (closed by the caller)
-    if raw.read(2) == _GZIP_MAGIC:
-        raw.seek(0)
+    f = open(src.path, "rb")  # noqa: SIM115  (closed by the caller)
+    is_gzip = f.read(2) == _GZIP_MAGIC
+    f.seek(0)
+    report = _on_bytes.get()
+    raw: IO[bytes] = io.BufferedReader(_Counting(f, report), 1 << 20) if report is not None else f  # type: ignore[assignment]
+    if is_gzip:
         return raw, gzip.GzipFile(fileobj=raw, mode="rb")  # type: ignore[return-value]
-    raw.seek(0)
     return raw, raw
 
 
 def read_head(src: Source) -> bytes:
     raw, stream = open_stream(src)
     try:
-        return stream.read(_HEAD_BYTES)
+        head = stream.read(_HEAD_BYTES)
+        if b"\n" not in head and len(head) == _HEAD_BYTES:
+            head += stream.readline(_MAX_FIRST_LINE)  # detection judges the first whole line
+        return head
     except (OSError, EOFError):  # a truncated or corrupt gzip: let the reader report it
         return b""
     finally:
