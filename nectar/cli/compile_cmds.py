@@ -94,8 +94,8 @@ def compile_cmd(
                     notice(f"  {d}")
             raise typer.Exit(EXIT_CHECK_FAILED)
     write_outputs(result, rules_path, lock_path)
-    for d in result.source.policy.diagnostics:
-        warn(NectarError(d.message, d.span, d.hint).render().removeprefix("error: ").replace(": error: ", ": "))
+    for diag in result.source.policy.diagnostics:
+        warn(NectarError(diag.message, diag.span, diag.hint).render().removeprefix("error: ").replace(": error: ", ": "))
     n_rules = len(result.lowered.sampler.rules)
     envs = result.lock["rules"]["environments"]
     proven = result.lock["proof"]["proven"]
