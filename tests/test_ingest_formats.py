@@ -316,3 +316,14 @@ def test_parquet_malformed(tmp_path: Path) -> None:
     pq.write_table(pa.table({"name": ["x"]}), tmp_path / "noid.parquet")
     s = ingest_paths([str(tmp_path / "noid.parquet")], tmp_path / "c2")
     assert s.skipped == 1 and "missing trace id" in s.skipped_records[0].reason
+
+
+def test_otlp_proto_truncated_keeps_whole_resource_spans(tmp_path: Path) -> None:
+    req = ExportTraceServiceRequest()
+    for i in range(3):
+        sp = req.resource_spans.add().scope_spans.add().spans.add()
+        sp.trace_id, sp.span_id, sp.name = bytes([i + 1]) * 16, b"\x01" * 8, f"s{i}"
+    (tmp_path / "t.pb").write_bytes(req.SerializeToString()[:-5])
+    s = ingest_paths([str(tmp_path / "t.pb")], tmp_path / "c")
+    assert s.spans == 2 and s.skipped == 1
+    assert "the 2 resource spans before it are kept" in s.skipped_records[0].reason

@@ -12,6 +12,7 @@ from typing import Any
 
 from google.protobuf.message import DecodeError
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans
 
 from nectar.corpus.ingest.builder import RecordError, Skips, SpanSink
 from nectar.corpus.ingest.common import go_json
@@ -38,10 +39,58 @@ def read(src: Source, sink: SpanSink, skips: Skips) -> Iterator[None]:
         try:
             req.ParseFromString(body)
         except (DecodeError, RuntimeError, ValueError) as exc:
-            at = f" (byte {offset})" if offset is not None else ""
-            skips.add(src.display, None, f"invalid protobuf: not an ExportTraceServiceRequest{at}: {exc}", where=where)
-            continue
+            # Keep the resource spans that decode on their own (a truncated file loses only its tail).
+            kept, bad_at = _salvage(body)
+            at = (offset or 0) + bad_at
+            msg = f"invalid protobuf: not an ExportTraceServiceRequest (from byte {at}): {exc}"
+            if kept:
+                msg += f" (the {len(kept)} resource spans before it are kept)"
+            skips.add(src.display, None, msg, where=where)
+            req = ExportTraceServiceRequest()
+            req.resource_spans.extend(kept)
         yield from _request(req, sink, skips, src.display, where)
+
+
+def _varint(data: bytes, pos: int) -> tuple[int, int]:
+    result = shift = 0
+    while pos < len(data) and shift < 64:
+        b = data[pos]
+        pos += 1
+        result |= (b & 0x7F) << shift
+        if not b & 0x80:
+            return result, pos
+        shift += 7
+    raise ValueError("truncated varint")
+
+
+def _salvage(body: bytes) -> tuple[list[Any], int]:
+    """The top-level ``resource_spans`` (field 1) that decode, up to the first damage, and where it is."""
+    kept: list[Any] = []
+    pos = 0
+    n = len(body)
+    try:
+        while pos < n:
+            start = pos
+            tag, pos = _varint(body, pos)
+            field, wire = tag >> 3, tag & 7
+            if wire == 2:
+                size, pos = _varint(body, pos)
+                if pos + size > n:
+                    return kept, start
+                if field == 1:
+                    rs = ResourceSpans()
+                    rs.ParseFromString(body[pos : pos + size])
+                    kept.append(rs)
+                pos += size
+            elif wire == 0:
+                _, pos = _varint(body, pos)
+            elif wire in (1, 5):
+                pos += 8 if wire == 1 else 4
+            else:
+                return kept, start
+    except (DecodeError, RuntimeError, ValueError):
+        return kept, start
+    return kept, pos
 
 
 def _split(data: bytes) -> list[tuple[int, bytes]] | None:

@@ -33,6 +33,8 @@ _DATA_SUFFIXES = {".json", ".jsonl", ".ndjson", ".pb", ".binpb", ".protobuf", ".
 _HEAD_BYTES = 64 * 1024
 _MAX_FIRST_LINE = 16 << 20
 _GZIP_MAGIC = b"\x1f\x8b"
+# Bytes that JSON text may hold raw: everything but the control characters other than tab, CR and LF.
+_TEXT_BYTES = bytes([9, 10, 13, *range(32, 256)])
 
 
 @dataclass(frozen=True, slots=True)
@@ -193,7 +195,7 @@ def detect_format(head: bytes) -> str | None:
     """The input format from the first bytes of a (decompressed) file, or None when unrecognisable."""
     if head.startswith(b"PAR1"):
         return "parquet"
-    if b"\x00" in head[:1024] or not _is_utf8(head[:1024]):
+    if head[:1024].translate(None, _TEXT_BYTES) or not _is_utf8(head[:1024]):
         return "otlp-proto"  # not text: OTLP protobuf is the only binary trace format we read
     text = head.lstrip(b"\xef\xbb\xbf \t\r\n")
     if not text:
