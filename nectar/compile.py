@@ -311,7 +311,7 @@ def read_lock(path: Path) -> dict[str, Any] | None:
     """The lock's content, None when there is no lock; a :class:`NectarError` when it is not a nectar lock."""
     try:
         text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):
         return None
     except (OSError, UnicodeDecodeError) as exc:
         raise NectarError(f"cannot read the lockfile {path}: {exc}") from None

@@ -192,7 +192,8 @@ class _Lifter:
 
     def single(self, name: str) -> str:
         base = name[5:] if name.startswith("root.") and len(name) > 5 else name
-        plain = _NAME.fullmatch(name) and base not in self.aliases and name not in _KEYWORDS and base not in _KEYWORDS
+        not_alias = base not in self.aliases or tuple(self.aliases[base]) == (base,)
+        plain = _NAME.fullmatch(name) and not_alias and name not in _KEYWORDS and base not in _KEYWORDS
         if plain:
             return name
         return "`" + name.replace("\\", "\\\\").replace("`", "\\`") + "`"
