@@ -44,6 +44,7 @@ class Config:
     corpus_sample_rate: float | None = None
     error_definition: str = DEFAULT_ERROR_DEFINITION
     environments: tuple[str, ...] = ("__default__",)
+    propose_model: str | None = None  # [propose] model: the Claude model `nectar propose` uses
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     @property
@@ -97,7 +98,7 @@ def load_config(start: Path | None = None, explicit: Path | None = None) -> Conf
 
 def parse_config(path: Path, text: str, data: Mapping[str, Any]) -> Config:
     base = path.parent
-    known = {"project", "aliases", "budget", "prove", "compile"}
+    known = {"project", "aliases", "budget", "prove", "compile", "propose"}
     for key in data:
         if key not in known:
             raise _err(path, text, f"unknown section [{key}]", None, f"known sections: {', '.join(sorted(known))}")
@@ -149,6 +150,14 @@ def parse_config(path: Path, text: str, data: Mapping[str, Any]) -> Config:
     if not isinstance(envs, list) or not envs or not all(isinstance(e, str) and e for e in envs):
         raise _err(path, text, "compile.environments must be a non-empty list of names", "environments")
 
+    propose = section("propose")
+    for key in propose:
+        if key != "model":
+            raise _err(path, text, f"unknown key propose.{key}", key, "known keys: model")
+    model = propose.get("model")
+    if model is not None and (not isinstance(model, str) or not model.strip()):
+        raise _err(path, text, "propose.model must be a model id (a non-empty string)", "model")
+
     return Config(
         path=path,
         policy=opt_path(project, "policy", "project"),
@@ -159,5 +168,6 @@ def parse_config(path: Path, text: str, data: Mapping[str, Any]) -> Config:
         corpus_sample_rate=float(rate) if rate is not None else None,
         error_definition=err_def,
         environments=tuple(envs),
+        propose_model=model,
         extra={k: v for k, v in data.items() if k not in known},
     )
