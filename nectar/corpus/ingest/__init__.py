@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import tempfile
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from importlib import import_module
 from pathlib import Path
@@ -31,6 +32,7 @@ from nectar.corpus.ingest.sources import (
     reporting_progress,
 )
 from nectar.errors import NectarError
+from nectar.util import sha256_file
 
 _READER_MODULES = {
     "jsonl": "jsonl",
@@ -132,14 +134,29 @@ def ingest_paths(
     sink = SpanSink(batch_spans or BATCH_SPANS)
     new_sources: list[dict[str, Any]] = []
 
-    with tempfile.TemporaryDirectory(prefix="nectar-ingest-") as spool:
+    # Idempotency needs each source's SHA-256 before it is read, unless no ingested source has its size (equal
+    # hashes mean equal sizes): then the hash is computed in a thread while the file is parsed.
+    sizes = {s.get("bytes") for s in manifest.sources} if manifest else set()
+    legacy = manifest is not None and any("bytes" not in s for s in manifest.sources)
+    later: dict[str, Future[str]] = {}
+    hasher = ThreadPoolExecutor(max_workers=1, thread_name_prefix="nectar-sha256")
+
+    with tempfile.TemporaryDirectory(prefix="nectar-ingest-") as spool, hasher:
         todo: list[tuple[Source, str]] = []
         for display, path in inputs:
-            src = open_source(display, path, Path(spool))
-            if src.sha256 in known:
-                summary.already_ingested.append(display)
-                continue
-            known.add(src.sha256)
+            size = path.stat().st_size if path is not None else None
+            if path is not None and size not in sizes and not legacy:
+                src = open_source(display, path, Path(spool), hash_now=False)
+                later[display] = hasher.submit(sha256_file, path)
+            else:
+                if size is None or size in sizes:  # it may duplicate a file hashed in the background
+                    known.update(fut.result() for fut in later.values())
+                src = open_source(display, path, Path(spool))
+                if src.sha256 in known:
+                    summary.already_ingested.append(display)
+                    continue
+                known.add(src.sha256)
+            sizes.add(src.size)
             src_fmt = fmt if fmt != "auto" else detect_format(read_head(src))
             if src_fmt is None:
                 raise NectarError(
@@ -171,7 +188,8 @@ def ingest_paths(
                 new_sources.append(
                     {
                         "path": src.display,
-                        "sha256": src.sha256,
+                        "bytes": src.size,
+                        "sha256": later[src.display].result() if src.display in later else src.sha256,
                         "format": src_fmt,
                         "spans": sink.real_spans - spans0,
                         "span_events": sink.span_events - events0,

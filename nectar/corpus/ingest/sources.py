@@ -107,11 +107,14 @@ def _walk(folder: Path, exclude: Path | None) -> list[Path]:
     return found
 
 
-def open_source(display: str, path: Path | None, spool_dir: Path) -> Source:
-    """Hash a file (or spool stdin to a temporary file in ``spool_dir`` while hashing it)."""
+def open_source(display: str, path: Path | None, spool_dir: Path, hash_now: bool = True) -> Source:
+    """Hash a file (or spool stdin to a temporary file in ``spool_dir`` while hashing it).
+
+    With ``hash_now`` false a file's ``sha256`` is left empty, for the caller to compute alongside the read.
+    """
     if path is not None:
         try:
-            return Source(display, path, sha256_file(path), path.stat().st_size)
+            return Source(display, path, sha256_file(path) if hash_now else "", path.stat().st_size)
         except OSError as exc:
             raise NectarError(f"cannot read {display}: {exc.strerror}") from exc
     spool_dir.mkdir(parents=True, exist_ok=True)
