@@ -524,8 +524,17 @@ def verify(
                 diffs.append(f"the policy does not compile: {exc.message}")
             else:
                 actual = rules_bytes.decode("utf-8", errors="replace")
+
+                def body(t: str) -> list[str]:
+                    return [line for line in t.splitlines() if not line.startswith("#")]
+
                 if expected == actual:
                     checked.append("the rules file is exactly what the policy compiles to")
+                elif body(expected) == body(actual):
+                    diffs.append(
+                        "the rules file differs from what the policy compiles to only in its header comment (the "
+                        "policy hashes or nectar version): the rules are the same, recompile to update the lock"
+                    )
                 else:
                     diffs.append(
                         "the rules file is not what the policy compiles to:\n"
