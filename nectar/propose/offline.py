@@ -641,7 +641,15 @@ def parse_intent(
                 items = [_Item(catch_all=True)]
             catch_all = any(i.catch_all for i in items)
             match = "true" if catch_all else _union(items)
-            name = "rest" if catch_all else slug("-".join(i.name() for i in items))
+            # One rule per item ("errors and slow requests": two rules, same action), unless they merged into
+            # one `in (...)` list; same decisions either way (`or` is consecutive rules), clearer per-rule stats.
+            groups = [items] if catch_all or " in (" in match or len(items) == 1 else [[i] for i in items]
+            desc = _strip_connectors(ctext)
+            desc = desc[:1].upper() + desc[1:200]
+            for g in groups:
+                m = "true" if catch_all else _union(g)
+                name = "rest" if catch_all else slug("-".join(i.name() for i in g))
+                rules.append(_Rule(RuleSpec(name, m, action, desc), catch_all, ctext))
             for i in items:
                 notes += [p.note for p in i.preds if p.note is not None]
             if c.rate is not None:
@@ -649,8 +657,6 @@ def parse_intent(
                     "keep every trace" if action == "keep" else "drop them" if action == "drop" else f"keep 1 in {_n}"
                 )
                 notes.append(Note(c.rate_words, action, kept))
-            desc = _strip_connectors(ctext)
-            rules.append(_Rule(RuleSpec(name, match, action, desc[:1].upper() + desc[1:200]), catch_all, ctext))
         except _Fail as f:
             errors.append(_fail_error(intent, ctext, f))
     if errors:
