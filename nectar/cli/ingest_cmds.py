@@ -7,10 +7,9 @@ from pathlib import Path
 
 import typer
 
-from nectar.cli.common import OutputFormat, app, config_here, emit_json, out_console, progress
+from nectar.cli.common import OutputFormat, app, emit_json, out_console, progress, resolve_corpus
 from nectar.corpus.ingest import IngestSummary, ingest_paths
 from nectar.corpus.ingest.sources import expand_inputs
-from nectar.errors import NectarError
 
 SHOWN_SKIPS = 20
 
@@ -67,19 +66,9 @@ def ingest_cmd(
 
 
 def _corpus_dir(corpus: Path | None) -> Path:
-    """``--corpus``, else nectar.toml's ``project.corpus`` (created when it does not exist yet), else ./corpus."""
-    if corpus is not None:
-        return corpus
-    cfg = config_here()
-    if cfg.corpus is not None:
-        return cfg.corpus
-    default = Path("corpus")
-    if (default / "manifest.json").exists() or not default.exists():
-        return default
-    raise NectarError(
-        "no corpus given and none configured, and ./corpus is not a Nectar corpus",
-        hint="pass `--corpus DIR`, or set [project] corpus in nectar.toml",
-    )
+    """``--corpus``, else nectar.toml's ``project.corpus`` (created when it does not exist yet), else ./corpus
+    when it is a corpus (:func:`resolve_corpus`)."""
+    return resolve_corpus(corpus)
 
 
 def _render(s: IngestSummary) -> None:
