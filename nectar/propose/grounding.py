@@ -110,15 +110,13 @@ class Grounder:
     def written(self, field: str) -> str:
         """How to write ``field`` in a match expression: through an alias that reads it, if one does.
 
-        An alias reads the first of its fields present on a span; a multi-field alias (``http.status``) is used
-        when every other field it lists is absent from the corpus, so it means exactly this field here and keeps
-        the policy portable to traces using the other spelling.
+        A multi-field alias (``http.status``) that lists the field is preferred: it reads the first of its fields
+        present on each span (Refinery ``Fields``), so it covers every spelling of the field in the corpus (the
+        old ``http.status_code`` and the new ``http.response.status_code`` often coexist) and stays portable.
         """
         for alias, targets in sorted(self.aliases.items()):
             if field in targets and alias != field and len(targets) > 1:
-                others = [t for t in targets if t != field]
-                if not any(t in self._fields for t in others):
-                    return alias
+                return alias
         if re.fullmatch(r"[A-Za-z_@][A-Za-z0-9_@\-]*(\.[A-Za-z0-9_@\-]+)*", field) and field not in (
             "true",
             "false",
