@@ -165,7 +165,7 @@ def test_api_errors(reply: Reply, cls: type, text: str, corpus: Corpus, catalog:
 
 
 def test_retries_then_succeeds(corpus: Corpus, catalog: FieldCatalog) -> None:
-    proposal, verdict, fake = _run(
+    _, verdict, fake = _run(
         [error_reply(529, "overloaded_error", "Overloaded"), tool_reply(GOOD)], corpus, catalog, max_retries=1
     )
     assert verdict.passed and len(fake.requests) == 2
@@ -173,7 +173,7 @@ def test_retries_then_succeeds(corpus: Corpus, catalog: FieldCatalog) -> None:
 
 def test_timeout(corpus: Corpus, catalog: FieldCatalog) -> None:
     slow = Reply(200, tool_reply(GOOD).body, delay=1.5)
-    with pytest.raises(ServiceError, match="did not answer within 0.3 s"):
+    with pytest.raises(ServiceError, match=r"did not answer within 0\.3 s"):
         _run([slow], corpus, catalog, timeout=0.3)
 
 
