@@ -57,6 +57,7 @@ from nectar.refinery.model import (
     Operator,
     Rule,
     RulesBasedSampler,
+    RulesFile,
     Sampler,
     SamplerKind,
 )
@@ -399,7 +400,7 @@ def lift_sampler(
             and parsed[0] == last.name
             and parsed[1] == len(last.indexes) + 1
             and a == last.action
-            and m not in ("true", "false")
+            and m != "false"
         ):
             last.indexes.append(i)
             last.matches.append(m)
@@ -470,6 +471,18 @@ def import_rules(path: Path, env: str, config: Config, name: str | None = None) 
     if env not in rules_file.samplers:
         known = ", ".join(sorted(rules_file.samplers))
         raise NectarError(f"no environment {env!r} in {path}", hint=f"the file has: {known}")
+    policy_name = name or f"{path.stem}-{env.strip('_') or 'default'}"
+    return lift_rules_file(rules_file, env, config, policy_name, positions)
+
+
+def lift_rules_file(
+    rules_file: RulesFile,
+    env: str,
+    config: Config,
+    name: str,
+    positions: RulesPositions | None = None,
+) -> ImportResult:
+    """Lift one environment of a loaded rules file (see :func:`import_rules`)."""
     cfg = rules_file.samplers[env]
     choice = cfg.choice
     notes: list[str] = []
@@ -477,11 +490,13 @@ def import_rules(path: Path, env: str, config: Config, name: str | None = None) 
     if len(kinds) > 1:
         notes.append(f"environment {env!r} names several samplers ({', '.join(kinds)}); Refinery runs the first in "
                      "its order, which is imported")  # fmt: skip
-    policy_name = name or f"{path.stem}-{env.strip('_') or 'default'}"
-    span = positions.span(env)
+    span = positions.span(env) if positions else None
     if isinstance(choice, RulesBasedSampler):
         rows, more = lift_sampler(choice, config.aliases, positions, env)
         notes += more
+        if not rows:
+            notes.append("the RulesBasedSampler has no rules, so Refinery keeps every trace: lifted as `true` -> keep")
+            rows = [("rest", "no rule matched: Refinery keeps the trace", "true", "keep")]
     elif isinstance(choice, Sampler) and choice.kind == SamplerKind.DETERMINISTIC:
         rate = choice.params.get("SampleRate")
         if not isinstance(rate, int) or isinstance(rate, bool) or rate < 1:
@@ -489,9 +504,8 @@ def import_rules(path: Path, env: str, config: Config, name: str | None = None) 
         extra = sorted(k for k in choice.params if k != "SampleRate")
         if extra:
             raise NectarError(f"the DeterministicSampler sets {', '.join(extra)}, which a policy cannot write", span)
-        rows = [
-            ("deterministic", "imported from a top-level DeterministicSampler", "true", f"deterministic(rate={rate})")
-        ]
+        desc = "imported from a top-level DeterministicSampler"
+        rows = [("deterministic", desc, "true", f"deterministic(rate={rate})")]
     elif isinstance(choice, Sampler):
         raise NectarError(
             f"environment {env!r} uses a top-level {choice.kind}, which has no exact policy form",
@@ -501,11 +515,19 @@ def import_rules(path: Path, env: str, config: Config, name: str | None = None) 
         )
     else:
         raise NectarError(f"environment {env!r} names no sampler Refinery knows", span)
-    text = _policy_text(policy_name, rows)
+    text = _policy_text(name, rows)
     policy = parse_policy(text, "<imported policy>", config.aliases)
     canonical = format_policy(policy)
     final = parse_policy(canonical, "<imported policy>", config.aliases)
     return ImportResult(final, canonical, tuple(notes))
 
 
-__all__ = ["ImportResult", "Refused", "condition_meaning", "import_rules", "lift_sampler", "rule_meaning"]
+__all__ = [
+    "ImportResult",
+    "Refused",
+    "condition_meaning",
+    "import_rules",
+    "lift_rules_file",
+    "lift_sampler",
+    "rule_meaning",
+]
