@@ -68,7 +68,7 @@ def test_refuses_to_overwrite_without_tty_or_yes(run: Any, tmp_path: Path) -> No
 
 
 def test_unknown_clause_exit_2_nothing_written(run: Any, tmp_path: Path) -> None:
-    code, out, err = run("Keep errors, drop the flux capacitor, sample the rest at 1%", "--provider", "offline")
+    code, _, err = run("Keep errors, drop the flux capacitor, sample the rest at 1%", "--provider", "offline")
     assert code == 2
     assert "cannot understand the clause 'drop the flux capacitor'" in err and "^^^^" in err
     assert "Traceback" not in err and not (tmp_path / "policy.toon").exists()
