@@ -287,6 +287,10 @@ def create_corpus(
             )
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.new-", dir=out.parent))
+    # mkdtemp makes the folder 0700; the corpus should get the mode a plain mkdir would (umask applies).
+    umask = os.umask(0)
+    os.umask(umask)
+    staging.chmod(0o777 & ~umask)
     try:
         manifest = append_tables(staging, batches, sources, options, sample_rate)
         (staging / LOCK_NAME).unlink(missing_ok=True)
