@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib
 import math
+import os
 import random
 from typing import Any
 
@@ -33,7 +34,9 @@ def _reference_available() -> bool:
     return True
 
 
-ENGINES = ["polars", "duckdb"] + (["reference"] if _reference_available() else [])
+ENGINES = [e for e in os.environ.get("NECTAR_DIFF_ENGINES", "polars,duckdb").split(",")] + (
+    ["reference"] if _reference_available() else []
+)
 
 FIELD_VALUES: dict[str, list[Any]] = {
     "http.status_code": [500, 200, 404, "500", "200", "+500", " 500", 500.7, 1e6, float("nan"), None, 503.0],
@@ -44,6 +47,7 @@ FIELD_VALUES: dict[str, list[Any]] = {
     "obj": [{"code": 5, "name": "x"}, {"code": "5"}, [1, "a"], {"a": {"b": True}}],
     "flag": [True, False],
     "root.like": ["x"],
+    "http.headers": [{"ua": "curl/8", "n": 1.5}, {"ua": None}, "flat", {"v": float("nan")}],
 }
 NAMES = list(FIELD_VALUES)
 
@@ -110,7 +114,8 @@ LISTS = st.sampled_from(
 def _field_names(real: bool) -> st.SearchStrategy[str]:
     base = ["http.status_code", "service.name", "http.route", "error", "duration_ms", "name", "missing.field"]
     if not real:
-        base += ["obj", "obj.code", "obj.a.b", "flag", "meta.signal_type"]
+        base += ["obj", "obj.code", "obj.a.b", "flag", "meta.signal_type", "obj.#", "ob*.code", "o?j.name",
+                 "http\\.headers.ua", "http\\.headers", "http.headers.ua", "obj.0", "*.code"]  # fmt: skip
     else:
         base += ["http.response.status_code", "span.kind", "status_code", "db.system"]
     extra = ["meta.refinery.root"]
@@ -181,7 +186,12 @@ def _agree(sampler: Any, corpus: Corpus) -> None:
             assert first.matches.equals(other.matches), f"matches differ {ENGINES[0]} vs {e}"
 
 
-SETTINGS = settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)
+SETTINGS = settings(
+    max_examples=int(os.environ.get("NECTAR_DIFF_EXAMPLES", "40")),
+    deadline=None,
+    suppress_health_check=list(HealthCheck),
+    derandomize=os.environ.get("NECTAR_DIFF_RANDOM") is None,
+)
 
 
 @SETTINGS
@@ -190,7 +200,12 @@ def test_engines_agree_on_tricky_corpus(tricky_corpus: Corpus, sampler: RulesBas
     _agree(sampler, tricky_corpus)
 
 
-@settings(max_examples=15, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)
+@settings(
+    max_examples=15,
+    deadline=None,
+    suppress_health_check=list(HealthCheck),
+    derandomize=os.environ.get("NECTAR_DIFF_RANDOM") is None,
+)
 @given(sampler=rules(real=True))
 def test_engines_agree_on_realtraces(real_corpus: Corpus, sampler: RulesBasedSampler) -> None:
     _agree(sampler, real_corpus)

@@ -45,6 +45,7 @@ from nectar.engine.lowering import (
 from nectar.engine.polars_engine import (
     HAS_ROOT,
     IS_ROOT,
+    MARSHAL_OK,
     META_ROOT_COL,
     NUM_DESC,
     ROOT_PREFIX_COL,
@@ -233,23 +234,65 @@ def _cond_sql(
             exists.append(present)
             inner.append(cat(" WHEN ", present, " THEN ", pred))
         whens.append(cat(" WHEN ", join(" OR ", exists), " THEN (CASE", *inner, " ELSE false END)"))
-    for np in cp.nested:
-        jcol = comp.fields.get(np.head, {}).get(ValueType.JSON)
-        if not jcol:
-            continue
-        t_exists, t_match = nested[(cp.key + "/" + np.head + "." + np.path, jcol)]
-        if cp.nested_on_root:
-            c = cat(
-                "(CASE WHEN ", ident(HAS_ROOT), " THEN ", ident(ROOT_PREFIX_COL + jcol), " ELSE ", ident(jcol), " END)"
-            )
-        else:
-            c = ident(jcol)
-        e = cat("coalesce(", c, " IN (SELECT v FROM ", ident(t_exists), "), false)")
-        m = cat("coalesce(", c, " IN (SELECT v FROM ", ident(t_match), "), false)")
-        whens.append(cat(" WHEN ", e, " THEN ", m))
+    for found, match in _nested_sql(comp, cp, nested):
+        whens.append(cat(" WHEN ", found, " THEN ", match))
     if not whens:
         return lit_bool(cp.missing_value)
     return cat("(CASE", *whens, " ELSE ", lit_bool(cp.missing_value), " END)")
+
+
+def _nested_sql(
+    comp: PlanColumns, cp: CondPlan, nested: Mapping[tuple[str, str], tuple[str, str]]
+) -> list[tuple[Sql, Sql]]:
+    """(path found, condition matches) per nested name; see ``PlanColumns._nested_exprs`` (the Polars twin)."""
+
+    def sel(col: str) -> Sql:
+        if cp.nested_on_root:
+            return cat("(CASE WHEN ", ident(HAS_ROOT), " THEN ", ident(ROOT_PREFIX_COL + col), " ELSE ", ident(col),
+                       " END)")  # fmt: skip
+        return ident(col)
+
+    def member(x: Sql, table: str) -> Sql:
+        return cat("coalesce(", x, " IN (SELECT v FROM ", ident(table), "), false)")
+
+    out = []
+    for np in cp.nested:
+        f_whens: list[Sql] = []
+        m_whens: list[Sql] = []
+        for fname in np.candidates(comp.fields):  # the first candidate present on the span is the one read
+            exists: list[Sql] = []
+            f_in: list[Sql] = []
+            m_in: list[Sql] = []
+            for t, col in comp.fields.get(fname, {}).items():
+                if t is ValueType.NULL:
+                    present = cat("coalesce(", sel(col), ", false)")
+                    f_b, m_b = np.found(fname, None)
+                    f_e, m_e = lit_bool(f_b), lit_bool(m_b)
+                else:
+                    present = cat(sel(col), " IS NOT NULL")
+                    t_found, t_match = nested[(cp.key + "/" + np.name, col)]
+                    f_e, m_e = member(sel(col), t_found), member(sel(col), t_match)
+                exists.append(present)
+                f_in.append(cat(" WHEN ", present, " THEN ", f_e))
+                m_in.append(cat(" WHEN ", present, " THEN ", m_e))
+            if not exists:
+                continue
+            e = join(" OR ", exists)
+            f_whens.append(cat(" WHEN ", e, " THEN (CASE", *f_in, " ELSE false END)"))
+            m_whens.append(cat(" WHEN ", e, " THEN (CASE", *m_in, " ELSE false END)"))
+        if f_whens:
+            found = cat("(", sel(MARSHAL_OK), " AND (CASE", *f_whens, " ELSE false END))")
+            out.append((found, cat("(CASE", *m_whens, " ELSE false END)")))
+    return out
+
+
+def _marshal_ok_sql(comp: PlanColumns, bad: Mapping[str, str]) -> Sql:
+    """json.Marshal of the span succeeds: no NaN/Inf float anywhere (Refinery then skips nested lookups)."""
+    parts = [cat("(", ident(c), " IS NULL OR isfinite(", ident(c), "))") for c in comp.marshal_float]
+    parts += [
+        cat("NOT coalesce(", ident(c), " IN (SELECT v FROM ", ident(bad[c]), "), false)") for c in comp.marshal_json
+    ]
+    return cat("(", join(" AND ", parts), ")") if parts else Sql("true")
 
 
 def _det_hash(plan: SamplerPlan) -> Sql | None:
@@ -303,7 +346,7 @@ def _evaluate(
     comp.collect_needs()
     schema = corpus.canonical_schema()
     # Distinct values of the columns that need Python evaluation, then the matching sets as Arrow tables.
-    dist_cols = sorted({c for (_, c) in comp.distinct} | {c for (_, c) in comp.nested_cols})
+    dist_cols = comp.distinct_columns()
     values: dict[str, list[Any]] = {}
     for c in dist_cols:
         if c in schema:
@@ -326,24 +369,27 @@ def _evaluate(
     for (key, col), (node, kind) in comp.distinct.items():
         assert isinstance(node, Distinct)
         arrow = ARROW_TYPE[kind]
-        sets[(key, col)] = register([v for v in values.get(col, []) if node.fn(v)], arrow)
+        domain = [True, False] if kind is ValueType.BOOL else values.get(col, [])  # incl. computed meta.refinery.root
+        sets[(key, col)] = register([v for v in domain if node.fn(v)], arrow)
         fn_values[node.key] = (node.fn(-0.0), node.fn(0.0)) if kind is ValueType.FLOAT else (False, False)
-    for (key, col), np in comp.nested_cols.items():
-        hits = [(v, np.found(v)) for v in values.get(col, [])]
-        t_e = register([v for v, (e, _) in hits if e], pa.string())
-        t_m = register([v for v, (_, m) in hits if m], pa.string())
-        nested_sets[(key, col)] = (t_e, t_m)
+    for (key, col), (found_vals, match_vals) in comp.nested_sets(values).items():
+        arrow = ARROW_TYPE[comp.nested_cols[(key, col)][2]]
+        nested_sets[(key, col)] = (register(found_vals, arrow), register(match_vals, arrow))
+    bad = {c: register(v, pa.string()) for c, v in comp.bad_json(values).items()}
 
     is_log = cat("coalesce(", ident(sig), " = 'log', false)") if sig else Sql("false")
     is_root = cat("((", ident(PARENT_ID), " IS NULL OR ", ident(PARENT_ID), " = '') AND NOT ", is_log, ")")
-    wanted = sorted((comp.base_cols | comp.root_cols) - {META_ROOT_COL})
+    wanted = sorted((comp.base_cols | comp.root_cols) - {META_ROOT_COL, MARSHAL_OK})
     base_cols: list[Sql | str] = [tid, ", ", ident(ARRIVAL)]
     for c in wanted:
         base_cols += [", ", ident(c)]
     base_cols += [", ", is_root, " AS ", ident(IS_ROOT)]
     base_cols += [", (CASE WHEN ", is_log, " THEN NULL ELSE ", is_root, " END) AS ", ident(META_ROOT_COL)]
+    if comp.need_marshal:
+        base_cols += [", ", _marshal_ok_sql(comp, bad), " AS ", ident(MARSHAL_OK)]
     ctes: list[Sql] = [cat("base AS (SELECT ", *base_cols, " FROM (", src, "))")]
-    span_cols: list[Sql] = [cat("base.", tid), *[cat("base.", ident(c)) for c in [*wanted, META_ROOT_COL]]]
+    extra = [META_ROOT_COL, *([MARSHAL_OK] if comp.need_marshal else [])]
+    span_cols: list[Sql] = [cat("base.", tid), *[cat("base.", ident(c)) for c in [*wanted, *extra]]]
     joins: list[Sql | str] = []
     if needs_root(plan):
         rcols = [cat(", ", ident(c), " AS ", ident(ROOT_PREFIX_COL + c)) for c in sorted(comp.root_cols)]

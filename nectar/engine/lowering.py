@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from functools import lru_cache
@@ -123,11 +123,22 @@ class Source:
 
 @dataclass(frozen=True, slots=True)
 class NestedPath:
-    """``CheckNestedFields``: a gjson path whose first component names a field holding JSON (SEMANTICS.md 2.4)."""
+    """``CheckNestedFields``: one name of ``Fields`` looked up as a gjson path in the marshalled span
+    (SEMANTICS.md 2.4). ``top`` is its first component: a field name, or a ``*``/``?`` pattern (``wild``) that
+    picks the first matching field in sorted key order. ``found(field, value)`` gives (path exists, condition
+    matches the string gjson returns) for a span whose field ``field`` holds ``value``."""
 
-    head: str
-    path: str
-    found: Callable[[str], tuple[bool, bool]] = field(compare=False, hash=False)  # json text -> (exists, matches)
+    name: str
+    top: str
+    wild: bool
+    found: Callable[[str, Any], tuple[bool, bool]] = field(compare=False, hash=False)
+
+    def candidates(self, fields: Iterable[str]) -> list[str]:
+        """The fields the first component can name, in the order gjson tries them (sorted keys)."""
+        names = sorted(f for f in fields if f != META_ROOT)  # json.Marshal sees no virtual fields
+        if not self.wild:
+            return [self.top] if self.top in names else []
+        return [f for f in names if gostr._gjson_wild(self.top, f)]
 
 
 @dataclass(frozen=True, slots=True)
@@ -414,39 +425,29 @@ def lower_matcher(m: Matcher, kind: ValueType, key: str) -> Node:
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# gjson (CheckNestedFields)
+# CheckNestedFields
 
 
-def _gjson_string(v: Any) -> str:
-    """gjson ``Result.String()`` of a value decoded from Go's ``json.Marshal`` of the span."""
-    if v is None:
-        return ""
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if isinstance(v, (int, float)):
-        f = float(v)
-        if f == int(f) and abs(f) < 1e21:
-            return str(int(f))  # Marshal writes integral float64s as digits, which String() returns raw
-        # String() falls back to strconv.FormatFloat(f, 'f', -1, 64)
-        import decimal
-
-        return format(decimal.Decimal(repr(f)), "f")
-    if isinstance(v, str):
-        return v
-    return json.dumps(v, separators=(",", ":"), sort_keys=True, ensure_ascii=False)
+def marshal_ok(value: Any) -> bool:
+    """Whether Go's ``json.Marshal`` accepts a value (NaN and infinite floats make it fail for the whole span)."""
+    try:
+        gostr.go_json(value)
+    except gostr.NotMarshalable:
+        return False
+    return True
 
 
-def gjson_get(doc: Any, path: str) -> tuple[bool, str]:
-    """A plain gjson path (dot-separated keys and array indexes) on a decoded JSON value: (exists, String())."""
-    cur = doc
-    for part in path.split("."):
-        if isinstance(cur, dict) and part in cur:
-            cur = cur[part]
-        elif isinstance(cur, list) and part.isdigit() and int(part) < len(cur):
-            cur = cur[int(part)]
-        else:
-            return False, ""
-    return True, _gjson_string(cur)
+def _nested_path(name: str, m: Matcher) -> NestedPath:
+    top = gostr._gjson_components(name)[0]
+
+    def found(fname: str, value: Any) -> tuple[bool, bool]:
+        try:
+            s = gostr.gjson_get({fname: value}, name)
+        except gostr.NotMarshalable:
+            return False, False
+        return (False, False) if s is None else (True, m(s, True))
+
+    return NestedPath(name, top, "*" in top or "?" in top, found)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -478,18 +479,7 @@ def lower_condition(cond: Condition, scope: str, check_nested: bool, key: str) -
     sources = tuple(
         Source(f[len(ROOT_PREFIX) :], True) if f.startswith(ROOT_PREFIX) else Source(f, False) for f in cond.fields
     )
-    nested: list[NestedPath] = []
-    if check_nested:
-        for name in cond.fields:
-            head, _, rest = name.partition(".")
-            if not rest:
-                continue
-
-            def found(text: str, rest: str = rest) -> tuple[bool, bool]:
-                ok, s = gjson_get(json.loads(text), rest)
-                return ok, ok and m(s, True)
-
-            nested.append(NestedPath(head, rest, found))
+    nested = tuple(_nested_path(name, m) for name in cond.fields) if check_nested else ()
     on_root = bool(cond.fields) and cond.fields[-1].startswith(ROOT_PREFIX)
     return CondPlan(
         key,
@@ -497,7 +487,7 @@ def lower_condition(cond: Condition, scope: str, check_nested: bool, key: str) -
         preds=preds,
         null_value=m(None, True),
         missing_value=m(None, False),
-        nested=tuple(nested),
+        nested=nested,
         nested_on_root=on_root,
     )
 

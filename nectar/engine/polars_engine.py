@@ -17,6 +17,7 @@ Pipeline (SEMANTICS.md 2.2-2.4):
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -34,11 +35,13 @@ from nectar.engine.lowering import (
     Const,
     Distinct,
     InSet,
+    NestedPath,
     Node,
     Not,
     SamplerPlan,
     StrTest,
     View,
+    marshal_ok,
     needs_descendants,
     needs_root,
     plan_sampler,
@@ -52,6 +55,7 @@ IS_ROOT = "__is_root"
 HAS_ROOT = "__has_root"
 NUM_DESC = "__nd"
 META_ROOT_COL = "__meta_root"
+MARSHAL_OK = "__marshal_ok"
 ROOT_PREFIX_COL = "__r:"
 
 _PL_TYPE: dict[ValueType, Any] = {
@@ -186,7 +190,12 @@ class PlanColumns:
         self.base_cols: set[str] = set()
         self.root_cols: set[str] = set()
         self.distinct: dict[tuple[str, str], tuple[Node, ValueType]] = {}
-        self.nested_cols: dict[tuple[str, str], Any] = {}  # (cond key/path, json column) -> NestedPath
+        # CheckNestedFields: (cond key/name, column) -> (path, field, type) per candidate field column; the float
+        # and JSON columns that decide whether json.Marshal of a span succeeds.
+        self.nested_cols: dict[tuple[str, str], tuple[NestedPath, str, ValueType]] = {}
+        self.marshal_float: list[str] = []
+        self.marshal_json: list[str] = []
+        self.need_marshal = False
 
     def _value_cols(self, fname: str) -> dict[ValueType, str]:
         return self.fields.get(fname, {})
@@ -205,15 +214,45 @@ class PlanColumns:
                         (self.root_cols if src.root else self.base_cols).add(col)
                         kinds.append((t, col))
                 for np in cp.nested:
-                    jcol = self._value_cols(np.head).get(ValueType.JSON)
-                    if jcol:
-                        self.base_cols.add(jcol)
-                        if cp.nested_on_root:
-                            self.root_cols.add(jcol)
-                        self.nested_cols[(cp.key + "/" + np.head + "." + np.path, jcol)] = np
+                    for fname in np.candidates(self.fields):
+                        for t, col in self._value_cols(fname).items():
+                            self.base_cols.add(col)
+                            if cp.nested_on_root:
+                                self.root_cols.add(col)
+                            if t is not ValueType.NULL:
+                                self.nested_cols[(cp.key + "/" + np.name, col)] = (np, fname, t)
+                if cp.nested:
+                    self._need_marshal(cp.nested_on_root)
                 for t, col in kinds:
                     if t in cp.preds:
                         self._walk(cp.preds[t], col, t)
+
+    def _need_marshal(self, on_root: bool) -> None:
+        self.need_marshal = True
+        cols = [(t, c) for f, by in self.fields.items() if f != META_ROOT for t, c in by.items()]
+        self.marshal_float = sorted(c for t, c in cols if t is ValueType.FLOAT)
+        self.marshal_json = sorted(c for t, c in cols if t is ValueType.JSON)
+        self.base_cols.update(self.marshal_float, self.marshal_json)
+        if on_root:
+            self.root_cols.add(MARSHAL_OK)
+
+    def distinct_columns(self) -> list[str]:
+        """Columns whose distinct values must be read (Distinct nodes, nested lookups, JSON marshal checks)."""
+        cols = {c for (_, c) in self.distinct} | {c for (_, c) in self.nested_cols} | set(self.marshal_json)
+        return sorted(cols)
+
+    def nested_sets(self, values: Mapping[str, list[Any]]) -> dict[tuple[str, str], tuple[list[Any], list[Any]]]:
+        """Per nested lookup and column: the values for which the path exists, and those for which it matches."""
+        out: dict[tuple[str, str], tuple[list[Any], list[Any]]] = {}
+        for (key, col), (np, fname, kind) in self.nested_cols.items():
+            domain: list[Any] = [True, False] if kind is ValueType.BOOL else values.get(col, [])
+            hits = [(v, np.found(fname, json.loads(v) if kind is ValueType.JSON else v)) for v in domain]
+            out[(key, col)] = ([v for v, (e, _) in hits if e], [v for v, (_, m) in hits if m])
+        return out
+
+    def bad_json(self, values: Mapping[str, list[Any]]) -> dict[str, list[str]]:
+        """Per JSON column: the texts json.Marshal rejects (NaN/Inf inside)."""
+        return {c: [v for v in values.get(c, []) if not marshal_ok(json.loads(v))] for c in self.marshal_json}
 
     def _walk(self, node: Node, col: str, kind: ValueType) -> None:
         if isinstance(node, Distinct):
@@ -250,20 +289,59 @@ class PlanColumns:
                 exists.append(present)
                 value = pl.when(present).then(pred) if value is None else value.when(present).then(pred)
             add(_or(exists), value.otherwise(pl.lit(False)))
-        for np in cp.nested:
-            jcol = self._value_cols(np.head).get(ValueType.JSON)
-            if not jcol:
-                continue
-            exists_set, match_set = nested_sets[(cp.key + "/" + np.head + "." + np.path, jcol)]
-            if cp.nested_on_root:
-                c = pl.when(pl.col(HAS_ROOT)).then(pl.col(ROOT_PREFIX_COL + jcol)).otherwise(pl.col(jcol))
-            else:
-                c = pl.col(jcol)
-            add(_is_in(c, exists_set, pl.String).fill_null(False), _is_in(c, match_set, pl.String).fill_null(False))
+        if cp.nested:
+            for found, match in self._nested_exprs(cp, nested_sets):
+                add(found, match)
         if chain is None:
             return pl.lit(cp.missing_value)
         out: pl.Expr = chain.otherwise(pl.lit(cp.missing_value))
         return out
+
+    def _nested_exprs(self, cp: CondPlan, nested_sets: Mapping[tuple[str, str], Any]) -> list[tuple[pl.Expr, pl.Expr]]:
+        """(path found, condition matches) per nested name, on the span gjson reads (the root if the last name
+        was root.-prefixed and there is a root), guarded by json.Marshal succeeding on that span."""
+
+        def sel(col: str) -> pl.Expr:
+            if cp.nested_on_root:
+                return pl.when(pl.col(HAS_ROOT)).then(pl.col(ROOT_PREFIX_COL + col)).otherwise(pl.col(col))
+            return pl.col(col)
+
+        out = []
+        for np in cp.nested:
+            f_chain: Any = None
+            m_chain: Any = None
+            for fname in np.candidates(self.fields):  # the first candidate present on the span is the one read
+                exists: list[pl.Expr] = []
+                f_val: Any = None
+                m_val: Any = None
+                for t, col in self._value_cols(fname).items():
+                    if t is ValueType.NULL:
+                        present = sel(col).fill_null(False)
+                        f_e, m_e = (pl.lit(b) for b in np.found(fname, None))
+                    else:
+                        present = sel(col).is_not_null()
+                        fv, mv = nested_sets[(cp.key + "/" + np.name, col)]
+                        f_e = _is_in(sel(col), fv, _PL_TYPE[t]).fill_null(False)
+                        m_e = _is_in(sel(col), mv, _PL_TYPE[t]).fill_null(False)
+                    exists.append(present)
+                    f_val = pl.when(present).then(f_e) if f_val is None else f_val.when(present).then(f_e)
+                    m_val = pl.when(present).then(m_e) if m_val is None else m_val.when(present).then(m_e)
+                if f_val is None:
+                    continue
+                f_val, m_val = f_val.otherwise(False), m_val.otherwise(False)
+                e = _or(exists)
+                f_chain = pl.when(e).then(f_val) if f_chain is None else f_chain.when(e).then(f_val)
+                m_chain = pl.when(e).then(m_val) if m_chain is None else m_chain.when(e).then(m_val)
+            if f_chain is not None:
+                out.append((sel(MARSHAL_OK) & f_chain.otherwise(False), m_chain.otherwise(False)))
+        return out
+
+
+def marshal_ok_expr(comp: PlanColumns, bad_json: Mapping[str, list[str]]) -> pl.Expr:
+    """Whether json.Marshal of the span succeeds: no NaN/Inf float anywhere (Refinery then skips nested lookups)."""
+    parts = [pl.col(c).is_null() | pl.col(c).is_finite() for c in comp.marshal_float]
+    parts += [~_is_in(pl.col(c), bad_json.get(c, []), pl.String).fill_null(False) for c in comp.marshal_json]
+    return _and(parts) if parts else pl.lit(True)
 
 
 def trace_level(cp: CondPlan) -> bool:
@@ -302,24 +380,25 @@ def evaluate(
     comp = PlanColumns(plan, fields)
     comp.collect_needs()
     corpus_cols = set(lf.collect_schema().names())
-    dist_cols = sorted({col for (_, col) in comp.distinct} | {col for (_, col) in comp.nested_cols})
+    dist_cols = comp.distinct_columns()
     values = _distinct_values(lf, [c for c in dist_cols if c in corpus_cols])
     if NUM_DESC in dist_cols:
         counts_df = lf.group_by(TRACE_ID).agg(pl.len().cast(pl.Int64).alias(NUM_DESC)).select(pl.col(NUM_DESC).unique())
         values[NUM_DESC] = counts_df.collect(engine="streaming").to_series().to_list()
     sets: dict[tuple[str, str], list[Any]] = {}
-    for (key, col), (node, _kind) in comp.distinct.items():
+    for (key, col), (node, kind) in comp.distinct.items():
         assert isinstance(node, Distinct)
-        sets[(key, col)] = [v for v in values.get(col, []) if node.fn(v)]
-    nested_sets: dict[tuple[str, str], Any] = {}
-    for (key, col), np in comp.nested_cols.items():
-        hits = [(v, np.found(v)) for v in values.get(col, [])]
-        nested_sets[(key, col)] = ([v for v, (e, _) in hits if e], [v for v, (_, m) in hits if m])
+        domain = [True, False] if kind is ValueType.BOOL else values.get(col, [])  # incl. computed meta.refinery.root
+        sets[(key, col)] = [v for v in domain if node.fn(v)]
+    nested_sets = comp.nested_sets(values)
+    bad_json = comp.bad_json(values)
 
-    wanted = sorted((comp.base_cols | comp.root_cols) - {META_ROOT_COL})
+    wanted = sorted((comp.base_cols | comp.root_cols) - {META_ROOT_COL, MARSHAL_OK})
     spans = lf.select([TRACE_ID, ARRIVAL, PARENT_ID] + ([sig] if sig and sig not in wanted else []) + wanted)
     spans = spans.with_columns(is_root.alias(IS_ROOT))
     spans = spans.with_columns(pl.when(is_log).then(None).otherwise(pl.col(IS_ROOT)).alias(META_ROOT_COL))
+    if comp.need_marshal:
+        spans = spans.with_columns(marshal_ok_expr(comp, bad_json).alias(MARSHAL_OK))
     # Trace-scope conditions that read only the root (or the span count) give the same answer on every span:
     # evaluate them once per trace after the group_by, on aggregated root values, instead of joining per span.
     span_level = [cp for r in plan.rules if r.scope == "span" for cp in r.conds]
