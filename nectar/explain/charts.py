@@ -18,11 +18,11 @@ import matplotlib
 
 matplotlib.use("Agg")  # never a GUI backend; savefig(format="svg") uses the SVG backend anyway
 
-from matplotlib import rc_context  # noqa: E402
-from matplotlib.axes import Axes  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
+from matplotlib import rc_context
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
 
-from nectar.explain.model import KEEP_LABELS, KEEP_ORDER, Explanation, fmt_num, fmt_pct  # noqa: E402
+from nectar.explain.model import KEEP_LABELS, KEEP_ORDER, Explanation, fmt_num, fmt_pct
 
 COLORS = {"true": "#2e7d32", "sampled": "#f2a900", "false": "#9e9e9e"}
 ALL_COLOR = "#5c7c99"

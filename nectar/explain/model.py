@@ -19,8 +19,8 @@ from nectar.explain.english import describe_rule
 from nectar.policy.format import format_action, format_expr
 from nectar.prove.checks import CheckResult
 from nectar.prove.core import ProofReport
-from nectar.refinery.emit import emit_rules
-from nectar.refinery.model import Rule, RulesBasedSampler, RulesFile, SamplerConfig
+from nectar.refinery.emit import emit_rules, scalar
+from nectar.refinery.model import Condition, Operator, Rule, RulesBasedSampler, RulesFile, SamplerConfig
 
 DURATION_FIELD = "duration_ms"
 BINS_PER_DECADE = 5
@@ -62,6 +62,7 @@ class RuleView:
     sentence: str  # plain English (nectar.explain.english)
     notes: tuple[str, ...]
     refinery_yaml: str  # the lowered rules as they appear in rules.yaml (dedented list items)
+    refinery_compact: tuple[str, ...]  # the same, one line per Refinery rule
     clauses: tuple[ClauseView, ...]
     decided_traces: int
     decided_spans: int
@@ -137,6 +138,36 @@ def _refinery_yaml(rules: Iterable[Rule]) -> str:
     body = lines[start:]
     indent = min(len(ln) - len(ln.lstrip()) for ln in body if ln.strip())
     return "\n".join(ln[indent:] for ln in body) + "\n"
+
+
+def _compact_condition(c: Condition) -> str:
+    fields = c.fields[0] if c.single_field and len(c.fields) == 1 else "[" + ", ".join(c.fields) + "]"
+    op = c.operator.value if c.operator is not None else (c.operator_text or "(no operator)")
+    if c.value is None:
+        value = ""
+    elif isinstance(c.value, tuple):
+        value = " [" + ", ".join(scalar(v) for v in c.value) + "]"
+    else:
+        value = " " + scalar(c.value)
+    dtype = f" ({c.datatype.value})" if c.datatype is not None else ""
+    if c.operator is Operator.HAS_ROOT_SPAN:
+        return f"{op} {scalar(c.value)}"
+    return f"{fields} {op}{value}{dtype}"
+
+
+def compact_rule(rule: Rule) -> str:
+    """One Refinery rule on one line: ``name: [scope span:] cond AND cond -> SampleRate N`` (or Drop, Sampler)."""
+    conds = " AND ".join(_compact_condition(c) for c in rule.conditions or ()) or "(no conditions: every trace)"
+    scope = "Scope span: " if rule.scope == "span" else ""
+    if rule.samplers:
+        s = rule.samplers[0]
+        params = ", ".join(f"{k}={v}" for k, v in sorted(s.params.items()))
+        action = f"Sampler {s.kind}({params})"
+    elif rule.drop:
+        action = "Drop"
+    else:
+        action = f"SampleRate {rule.sample_rate}"
+    return f"{rule.name}: {scope}{conds} -> {action}"
 
 
 def _outcomes(decisions: pl.DataFrame) -> dict[int | None, list[tuple[str, int, int, int]]]:
@@ -267,6 +298,7 @@ def build_explanation(report: ProofReport, examples: int = 3, latency: bool = Tr
                 sentence=text.sentence,
                 notes=text.notes,
                 refinery_yaml=_refinery_yaml(lowered.sampler.rules[i] for i in idx) if idx else "",
+                refinery_compact=tuple(compact_rule(lowered.sampler.rules[i]) for i in idx),
                 clauses=clauses,
                 decided_traces=sum(t for _, _, t, _ in groups),
                 decided_spans=sum(s for _, _, _, s in groups),
@@ -445,6 +477,7 @@ __all__ = [
     "build_explanation",
     "check_examples",
     "check_label",
+    "compact_rule",
     "fmt_num",
     "fmt_pct",
     "latency_histogram",

@@ -1,0 +1,62 @@
+"""``nectar explain``: the waggle report (terminal, Markdown, or one self-contained HTML page with charts)."""
+
+from __future__ import annotations
+
+import shutil
+import sys
+from enum import StrEnum
+from pathlib import Path
+
+import typer
+
+from nectar.cli.common import app, notice, progress, resolve_corpus, resolve_policy, stdout_is_tty
+from nectar.config import load_config
+from nectar.corpus.layout import Corpus
+from nectar.explain import explain_policy, render
+from nectar.policy.load import load_policy
+from nectar.util import atomic_write_text
+
+
+class ExplainFormat(StrEnum):
+    text = "text"
+    md = "md"
+    html = "html"
+
+
+class EngineName(StrEnum):
+    polars = "polars"
+    duckdb = "duckdb"
+
+
+@app.command(
+    "explain",
+    epilog=(
+        "Examples: nectar explain  |  nectar explain --format md > waggle.md  |  "
+        "nectar explain --format html -o waggle.html  |  nectar explain policy.toon --corpus traces/"
+    ),
+)
+def explain_cmd(
+    policy: Path | None = typer.Argument(None, help="Policy file (default: project.policy from nectar.toml)."),
+    corpus: Path | None = typer.Option(None, "--corpus", help="Corpus folder (default: project.corpus)."),
+    fmt: ExplainFormat = typer.Option(ExplainFormat.text, "--format", help="text, md (Markdown) or html."),
+    output: Path | None = typer.Option(None, "-o", "--output", help="Write the report to this file (atomically)."),
+    engine: EngineName = typer.Option(EngineName.polars, "--engine", help="Evaluator: polars or duckdb."),
+    examples: int = typer.Option(3, "--examples", min=0, help="Example trace ids per rule and per failed check."),
+) -> None:
+    """Explain a policy for review: per rule, what it does in plain English, its Refinery form and what it did on
+    the corpus; for the policy, kept volume, budget, proof checks, error and must-keep traces. Always exits 0 when
+    the report is made (use `nectar prove` to gate on the checks)."""
+    config = load_config()
+    path = resolve_policy(policy, config)
+    parsed = load_policy(path, config.aliases)
+    corp = Corpus.open(resolve_corpus(corpus, config))
+    with progress("explaining", total=None):
+        ex = explain_policy(parsed, corp, config, engine=engine.value, examples=examples)
+        color = output is None and fmt is ExplainFormat.text and stdout_is_tty()
+        width = max(80, min(shutil.get_terminal_size((110, 24)).columns, 160)) if color else 110
+        text = render(ex, fmt.value, color=color, width=width)
+    if output is None:
+        sys.stdout.write(text)
+    else:
+        atomic_write_text(output, text)
+        notice(f"wrote {output} ({fmt.value}, {len(text.encode('utf-8')):,} bytes)")
