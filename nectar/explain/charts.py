@@ -13,6 +13,7 @@ import io
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import matplotlib
 
@@ -30,7 +31,7 @@ KEPT_COLOR = "#2e7d32"
 BUDGET_COLOR = "#c62828"
 WIDTH_IN = 6.0
 
-_RC = {
+_RC: dict[str, Any] = {
     "svg.fonttype": "none",
     "font.family": "DejaVu Sans",
     "font.size": 9.0,
@@ -53,7 +54,8 @@ class Chart:
 
 
 def _svg(name: str, draw: Callable[[Figure], None], height: float) -> str:
-    with rc_context({**_RC, "svg.hashsalt": f"nectar-explain-{name}", "svg.id": f"chart-{name}"}):
+    rc: Any = {**_RC, "svg.hashsalt": f"nectar-explain-{name}", "svg.id": f"chart-{name}"}
+    with rc_context(rc):
         fig = Figure(figsize=(WIDTH_IN, height))
         draw(fig)
         buf = io.StringIO()

@@ -146,11 +146,11 @@ def render_text(ex: Explanation, color: bool = False, width: int = 110) -> str:
     con.print()
     con.print(Text("Checks", style="bold underline"))
     for c in ex.checks:
-        line = Text(f"{c.name:<10} ", style="bold")
-        line.append(c.summary)
+        check_line = Text(f"{c.name:<10} ", style="bold")
+        check_line.append(c.summary)
         for x in check_examples(c):
-            line.append("\n" + x, style="dim")
-        _bullet(con, f"{check_label(c):<5}", line, 2, STATUS_STYLE.get(c.status, ""))
+            check_line.append("\n" + x, style="dim")
+        _bullet(con, f"{check_label(c):<5}", check_line, 2, STATUS_STYLE.get(c.status, ""))
     if ex.policy_caveats:
         con.print()
         con.print(Text("Caveats", style="bold underline"))
