@@ -33,6 +33,8 @@ _ROLE_FIELDS: dict[str, tuple[str, ...]] = {
 }
 # Fields whose values are rarely what an English word means (span names repeat other fields' values).
 _LOW_PRIORITY = ("name", "span.name", "db.operation", "db.statement", "span.kind")
+# Between fields holding the same value with nothing else to decide, the service is what people name first.
+_FIRST = ("service.name",)
 _ID_LIKE = re.compile(r"(^|\.)(trace|span|parent)[._]?id$|(^|\.)id$|_id$")
 
 MATCH_QUALITY = {"exact": 0, "case": 1, "separators": 2, "plural": 3, "prefix": 4, "typo": 5}
@@ -152,16 +154,17 @@ class Grounder:
     # --- values -----------------------------------------------------------------------------------------------
 
     def _priority(self, field: str) -> int:
-        if field in _LOW_PRIORITY:
-            return 1
-        return 0
+        if field in _FIRST:
+            return 0
+        return 2 if field in _LOW_PRIORITY else 1
 
     def find_values(self, phrase: str, prefer: tuple[str, ...] = ()) -> list[ValueHit]:
         """Catalog string values ``phrase`` may mean, best first.
 
         Ranking: how well it matched, then fields in ``prefer`` (named by a noun nearby, "the payments
         *service*"), then ordinary fields before span names and free text, then spans with the value.
-        Only the best match quality is returned (an exact hit hides typo hits).
+        Only hits of the best match quality are returned (an exact hit hides typo hits); the first is the choice,
+        the others are reported as alternatives.
         """
         hits: list[tuple[tuple[int, int, int, int, str], ValueHit]] = []
         for f in self.catalog.fields:
@@ -181,8 +184,8 @@ class Grounder:
         hits.sort(key=lambda kv: kv[0])
         if not hits:
             return []
-        best = hits[0][0][:3]
-        return [h for k, h in hits if k[:3] == best]
+        best = hits[0][0][0]
+        return [h for k, h in hits if k[0] == best]
 
     def values_of(self, field: str) -> list[str]:
         f = self._fields.get(field)

@@ -48,9 +48,25 @@ _FILLER = {
     "operation", "endpoint", "endpoints", "service", "services", "coming", "going", "sent", "made", "do",
     "does", "happen", "happening", "served", "serving", "handled", "be", "being", "should", "must", "we",
     "our", "my", "you", "your", "also", "and", "or", "either", "both", "type", "kind", "rate", "status",
-    "http", "code", "codes", "response", "responses", "accounts", "account", "tenants", "tenant",
+    "http", "code", "codes", "response", "responses", "accounts", "account", "tenants", "tenant", "return",
+    "returns", "returned", "returning", "respond", "responds", "responded", "responding", "end", "ends",
+    "ending", "result", "results", "resulting", "high", "long-running",
 }  # fmt: skip
-_ERROR_WORDS = {"error", "errors", "failed", "failing", "failure", "failures", "erroring", "errored", "broken"}
+_ERROR_WORDS = {
+    "error", "errors", "failed", "failing", "failure", "failures", "erroring", "errored", "broken", "fail", "fails",
+}  # fmt: skip
+_EXCEPT = ("except", "excluding", "besides", "but not", "other than", "apart from", "save for", "minus")
+_OPPOSITE = {"keep": "drop", "drop": "keep"}
+_BUDGET = re.compile(
+    r"(\d+(?:[.,]\d+)?)\s*(k|thousand)?\s*(?:events?|spans?)?\s*"
+    r"(?:per\s+second|per\s+sec\b|a\s+second|/\s*s(?:ec(?:ond)?)?\b|eps\b)",
+    re.I,
+)
+_BUDGET_WORDS = {
+    "budget", "of", "under", "below", "within", "stay", "staying", "keep", "keeping", "it", "at", "most", "max",
+    "maximum", "a", "the", "with", "total", "and", "limit", "limited", "to", "cap", "capped", "we", "can",
+    "afford", "no", "more", "than", "over", "in", "all", "overall", "events", "spans", "target", "aim", "for",
+}  # fmt: skip
 _DB_WORDS = {"database", "databases", "db", "sql", "queries", "query"}
 _METHODS = {"get", "post", "put", "delete", "patch", "head", "options", "connect", "trace"}
 _HEALTH_TOKENS = re.compile(r"^(health\w*|ready\w*|readiness|live[sz]?|liveness|alive|ping|hc)$")
@@ -112,9 +128,12 @@ def _tokens(intent: str) -> list[_Tok]:
     out = []
     for m in _TOKEN.finditer(intent):
         text = m.group(0)
-        if len(text) > 1 and text[-1] == "." and not text.startswith("/"):
-            text = text[:-1]
+        end_of_sentence = False
+        if len(text) > 1 and text[-1] == "." and (m.end() == len(intent) or intent[m.end()].isspace()):
+            text, end_of_sentence = text[:-1], True  # "Keep errors. Drop health checks." : two sentences
         out.append(_Tok(text, m.start()))
+        if end_of_sentence:
+            out.append(_Tok(";", m.end() - 1))
     return out
 
 
@@ -199,8 +218,10 @@ def _read_verb(toks: list[_Tok]) -> tuple[list[_Tok], str | None]:
     if not toks:
         return toks, None
     low = [t.low for t in toks[:3]]
-    if low[:2] in (["never", "keep"], ["don't", "keep"], ["dont", "keep"]) or low[:3] == ["do", "not", "keep"]:
-        return toks[3 if low[0] == "do" else 2 :], "drop"
+    negated = low[:2] == ["do", "not"] and low[2:3] in (["keep"], ["drop"], ["sample"])
+    if negated or (low[:1] in (["never"], ["don't"], ["dont"]) and low[1:2] in (["keep"], ["drop"], ["sample"])):
+        verb = low[2] if negated else low[1]
+        return toks[3 if negated else 2 :], "drop" if verb == "keep" else "keep"  # "never drop errors": keep
     if low[0] in _KEEP:
         return toks[1:], "keep"
     if low[0] in _DROP:
@@ -225,7 +246,7 @@ def _split_and(seg: list[_Tok]) -> list[list[_Tok]]:
             j = 0
             while j < len(nxt) and nxt[j].low in _CONNECTORS | {"always", "only", "just"}:
                 j += 1
-            starts_verb = j < len(nxt) and _is_verb(nxt[j])
+            starts_verb = j < len(nxt) and (_is_verb(nxt[j]) or nxt[j].low in ("stay", "budget"))
             both_rates = _read_rate(parts[-1])[1] is not None and _read_rate(_until_connector(nxt))[1] is not None
             if starts_verb or both_rates:
                 parts.append([])
@@ -252,7 +273,8 @@ def split_clauses(intent: str) -> list[_Clause]:
             rest, rate, words = _read_rate(rest)
             rest = [t for t in rest if t.text not in ("(", ")")]
             c = _Clause(part, verb, rate, words, rest)
-            if verb is None and rate is None and clauses and clauses[-1].verb is not None:
+            is_budget = _BUDGET.search(" ".join(t.text for t in part)) is not None
+            if verb is None and rate is None and clauses and clauses[-1].verb is not None and not is_budget:
                 prev = clauses[-1]  # "keep errors, slow requests and ..." : one more item of the same clause
                 prev.toks = prev.toks + part
                 prev.subject = [*prev.subject, _Tok("and", part[0].start), *rest]
@@ -393,6 +415,11 @@ def _number_unit(toks: list[_Tok], i: int) -> tuple[str, str | None, int] | None
 
 
 _SLOW = {"slow", "slower", "slowest", "latency", "long", "longer", "lengthy", "taking", "take", "takes", "lasting"}
+_BIG = {"big", "bigger", "large", "larger", "huge", "small", "smaller", "tiny"}
+_GENERIC = {
+    "the", "a", "an", "all", "every", "each", "any", "trace", "traces", "request", "requests", "traffic", "span",
+    "spans", "call", "calls", "event", "events", "of", "in", "from", "for", "to", "with", "that", "is", "are",
+}  # fmt: skip
 _FAST = {"fast", "faster", "quick", "quicker"}
 _HEALTH_WORDS = {"health", "healthcheck", "healthchecks", "health-check", "health-checks", "readiness", "liveness"}
 _HEALTH_TAIL = {"check", "checks", "probe", "probes", "endpoint", "endpoints", "route", "routes"}
@@ -424,12 +451,17 @@ class _Item:
 
 
 class _SubjectReader(_Interpreter):
+    _prefer: tuple[str, ...] = ()
+
     def item(self, toks: list[_Tok]) -> _Item:
         """One item of a subject: every word must be understood; all its conditions hold together."""
         it = _Item()
-        nouns = [f for t in toks if t.low not in _ERROR_WORDS | _DB_WORDS for f in self.g.fields_for_noun(t.low)]
+        nouns = [t.text for t in toks if self.g.has(t.text)]  # a field named as such: "user.tier is gold"
+        nouns += [f for t in toks if t.low not in _ERROR_WORDS | _DB_WORDS for f in self.g.fields_for_noun(t.low)]
         prefer = tuple(dict.fromkeys(nouns))
+        self._prefer = prefer
         need_threshold: _Tok | None = None
+        need_size: _Tok | None = None
         i = 0
         toks = list(toks)
         while i < len(toks):
@@ -441,6 +473,8 @@ class _SubjectReader(_Interpreter):
                 continue
             if low in _SLOW | _FAST:
                 need_threshold = need_threshold or t
+            elif low in _BIG:
+                need_size = need_size or t
             elif low in ("server", "client") and nxt in _ERROR_WORDS:
                 lo, hi = (500, 600) if low == "server" else (400, 500)
                 it.preds.append(self.status_range(lo, hi, f"{t.text} {toks[i + 1].text}", f"{lo // 100}xx", t))
@@ -497,16 +531,27 @@ class _SubjectReader(_Interpreter):
             raise _Fail(
                 f"{need_threshold.text!r} needs a threshold", need_threshold, "say how slow, e.g. `slower than 2s`"
             )
+        if need_size is not None and not any(p.scope == "trace" for p in it.preds):
+            raise _Fail(f"{need_size.text!r} needs a size", need_size, "say how big, e.g. `with more than 50 spans`")
         if it.preds:
             it.catch_all = False
-        else:
-            it.catch_all = True
+            return it
+        # No condition: a catch-all only when the words say so ("everything else", "the rest", "other regions",
+        # "all traffic"); "keep customer traces" names no traces this proposer can find, so it is refused.
+        vague = [t for t in toks if t.low not in _GENERIC | _CATCH_ALL and not self.g.fields_for_noun(t.low)]
+        if vague:
+            raise _Fail(f"{vague[0].text!r} does not say which traces", vague[0], self._suggest(vague[0]))
+        it.catch_all = True
         return it
 
     def _unknown(self, t: _Tok) -> str:
         return f"{t.text!r} is not a value, field or sampling word this proposer knows"
 
     def _suggest(self, t: _Tok) -> str:
+        for f in self._prefer:
+            vals = self.g.values_of(f)
+            if vals:
+                return f"{f} has: " + ", ".join(vals[:8]) + (" ..." if len(vals) > 8 else "")
         near = self.g.closest_values(t.low)
         if near:
             return "values in the corpus that are close: " + ", ".join(near)
@@ -606,57 +651,130 @@ def _fail_error(intent: str, clause: str, f: _Fail) -> NectarError:
     return NectarError(f"cannot understand the clause {clause!r}: {f.message}", span, f.hint)
 
 
-def parse_intent(
-    intent: str, catalog: FieldCatalog, aliases: Mapping[str, tuple[str, ...]]
-) -> tuple[list[_Rule], list[Note]]:
-    """The rules an intent asks for, in priority order, and the groundings made. Raises on any clause not understood."""
+@dataclass(frozen=True, slots=True)
+class ParsedIntent:
+    """What an intent asks for: rules in priority order, the groundings made, and a budget if one was given."""
+
+    rules: tuple[_Rule, ...]
+    notes: tuple[Note, ...]
+    budget_per_second: float | None = None
+
+
+def _budget(c: _Clause, ctext: str) -> float | None:
+    """A budget clause ("stay under 2,000 events per second"): the number, or None when this is not one."""
+    m = _BUDGET.search(ctext)
+    if m is None:
+        return None
+    value = float(m.group(1).replace(",", "")) * (1000 if m.group(2) else 1)
+    rest = (ctext[: m.start()] + " " + ctext[m.end() :]).lower()
+    for w in re.findall(r"[a-z']+", rest):
+        if w not in _BUDGET_WORDS:
+            tok = next((t for t in c.toks if t.low == w), c.toks[0])
+            raise _Fail(
+                f"{w!r} in a budget clause", tok, "write the budget on its own: `stay under 500 events per second`"
+            )
+    if value <= 0:
+        raise _Fail("a budget must be more than 0 events per second", c.toks[0])
+    return value
+
+
+def _subject_items(reader: _SubjectReader, toks: list[_Tok]) -> list[_Item]:
+    items: list[_Item] = []
+    current: list[_Tok] = []
+    for t in [*toks, _Tok("and", -1)]:
+        if t.low in ("and", "or", "&", "plus"):
+            if current:
+                items.append(reader.item(current))
+            current = []
+        else:
+            current.append(t)
+    return items or [_Item(catch_all=True)]
+
+
+def _split_except(toks: list[_Tok]) -> tuple[list[_Tok], list[_Tok], _Tok | None]:
+    lows = [t.low for t in toks]
+    for i in range(len(toks)):
+        for phrase in _EXCEPT:
+            words = phrase.split()
+            if lows[i : i + len(words)] == words:
+                return toks[:i], toks[i + len(words) :], toks[i]
+    return toks, [], None
+
+
+def _clause_rules(c: _Clause, ctext: str, reader: _SubjectReader) -> tuple[list[_Rule], list[Note]]:
+    if c.rate is not None:
+        action, n = c.rate
+    elif c.verb == "sample":
+        raise _Fail("`sample` needs a rate", c.toks[0], "e.g. `sample ... at 10%` or `1 in 20`")
+    elif c.verb is None:
+        raise _Fail("no action", c.toks[0], "start the clause with keep, drop or sample, or give a rate")
+    else:
+        action, n = c.verb, 1
+    main, exceptions, except_tok = _split_except(c.subject)
+    items = _subject_items(reader, main)
+    catch_all = any(i.catch_all for i in items)
+    desc = _strip_connectors(ctext)
+    desc = desc[:1].upper() + desc[1:200]
+    rules: list[_Rule] = []
+    notes: list[Note] = []
+    if except_tok is not None:
+        # "keep everything except health checks": the exception first, with the other action (Refinery: the
+        # first matching rule decides, so an earlier rule is how a policy says "but not these").
+        if not catch_all or not exceptions:
+            raise _Fail(
+                f"{except_tok.text!r} is only understood after 'everything'",
+                except_tok,
+                "write the exception as its own clause first: `drop health checks, keep everything else`",
+            )
+        ex_items = _subject_items(reader, exceptions)
+        if any(i.catch_all for i in ex_items):
+            raise _Fail(f"the exception after {except_tok.text!r} names no traces", except_tok)
+        other = _OPPOSITE.get(action, "keep")
+        rules.append(
+            _Rule(RuleSpec(slug("-".join(i.name() for i in ex_items)), _union(ex_items), other, desc), False, ctext)
+        )
+        notes += [p.note for i in ex_items for p in i.preds if p.note is not None]
+        notes.append(Note(except_tok.text, other, f"the exception gets the other action ({other}), in a rule before"))
+    match = "true" if catch_all else _union(items)
+    # One rule per item ("errors and slow requests": two rules, same action), unless they merged into one
+    # `in (...)` list; the same decisions either way (`or` is consecutive rules), clearer per-rule figures.
+    groups = [items] if catch_all or " in (" in match or len(items) == 1 else [[i] for i in items]
+    for g in groups:
+        m = "true" if catch_all else _union(g)
+        name = "rest" if catch_all else slug("-".join(i.name() for i in g))
+        rules.append(_Rule(RuleSpec(name, m, action, desc), catch_all, ctext))
+    notes += [p.note for i in items for p in i.preds if p.note is not None]
+    if c.rate is not None:
+        kept = "keep every trace" if action == "keep" else "drop them" if action == "drop" else f"keep 1 in {n}"
+        notes.append(Note(c.rate_words, action, kept))
+    return rules, notes
+
+
+def parse_intent(intent: str, catalog: FieldCatalog, aliases: Mapping[str, tuple[str, ...]]) -> ParsedIntent:
+    """The rules an intent asks for, in priority order, and the groundings made. Raises on any clause not understood
+    (all of them, each naming its clause and pointing at the word)."""
     reader = _SubjectReader(Grounder(catalog, aliases))
     rules: list[_Rule] = []
     notes: list[Note] = []
     errors: list[NectarError] = []
-    clauses = split_clauses(intent)
+    budget: float | None = None
+    try:
+        clauses = split_clauses(intent)
+    except _Fail as f:
+        raise _fail_error(intent, intent, f) from None
     if not clauses:
         raise NectarError("the intent is empty", hint='e.g. nectar propose "keep errors, sample the rest at 1%"')
     for c in clauses:
         ctext = c.text(intent)
         try:
-            if c.rate is not None:
-                action, _n = c.rate
-            elif c.verb == "sample":
-                raise _Fail("`sample` needs a rate", c.toks[0], "e.g. `sample ... at 10%` or `1 in 20`")
-            elif c.verb is None:
-                raise _Fail("no action", c.toks[0], "start the clause with keep, drop or sample, or give a rate")
-            else:
-                action = c.verb
-            items: list[_Item] = []
-            current: list[_Tok] = []
-            for t in [*c.subject, _Tok("and", -1)]:
-                if t.low in ("and", "or", "&", "plus"):
-                    if current:
-                        items.append(reader.item(current))
-                    current = []
-                else:
-                    current.append(t)
-            if not items:
-                items = [_Item(catch_all=True)]
-            catch_all = any(i.catch_all for i in items)
-            match = "true" if catch_all else _union(items)
-            # One rule per item ("errors and slow requests": two rules, same action), unless they merged into
-            # one `in (...)` list; same decisions either way (`or` is consecutive rules), clearer per-rule stats.
-            groups = [items] if catch_all or " in (" in match or len(items) == 1 else [[i] for i in items]
-            desc = _strip_connectors(ctext)
-            desc = desc[:1].upper() + desc[1:200]
-            for g in groups:
-                m = "true" if catch_all else _union(g)
-                name = "rest" if catch_all else slug("-".join(i.name() for i in g))
-                rules.append(_Rule(RuleSpec(name, m, action, desc), catch_all, ctext))
-            for i in items:
-                notes += [p.note for p in i.preds if p.note is not None]
-            if c.rate is not None:
-                kept = (
-                    "keep every trace" if action == "keep" else "drop them" if action == "drop" else f"keep 1 in {_n}"
-                )
-                notes.append(Note(c.rate_words, action, kept))
+            b = _budget(c, ctext)
+            if b is not None:
+                budget = b
+                notes.append(Note(ctext, f"budget_per_second {b:g}", "checked by the prover's budget check"))
+                continue
+            got, more = _clause_rules(c, ctext, reader)
+            rules += got
+            notes += more
         except _Fail as f:
             errors.append(_fail_error(intent, ctext, f))
     if errors:
@@ -668,7 +786,7 @@ def parse_intent(
                 f"the clause {later!r} comes after {r.clause!r}, which already decides every remaining trace",
                 hint="clauses are in priority order: put the catch-all ('the rest', 'everything else') last",
             )
-    return rules, _dedupe(notes)
+    return ParsedIntent(tuple(rules), tuple(_dedupe(notes)), budget)
 
 
 def propose_offline(
@@ -682,7 +800,8 @@ def propose_offline(
     Refining keeps the base policy's rules in their order, inserts the new rules before its catch-all, and lets a
     new catch-all ("sample the rest at 5%") replace the old one.
     """
-    rules, notes = parse_intent(intent, catalog, aliases)
+    parsed = parse_intent(intent, catalog, aliases)
+    rules, notes = parsed.rules, parsed.notes
     assumptions: list[str] = []
     new = [r.spec for r in rules if not r.catch_all]
     new_rest = [r.spec for r in rules if r.catch_all]
@@ -707,12 +826,13 @@ def propose_offline(
         )
     names = unique_names([s.name for s in specs])
     specs = [RuleSpec(n, s.match, s.action, s.description) for n, s in zip(names, specs, strict=True)]
-    text = policy_text(name, specs, description)
+    budget = parsed.budget_per_second if parsed.budget_per_second is not None else (base and base.budget_per_second)
+    text = policy_text(name, specs, description, budget or None)
     try:
         policy, canonical = build_policy(text, aliases)
     except NectarError as exc:  # pragma: no cover - a proposer bug, reported rather than written
         raise NectarError(f"the offline proposer built an invalid policy: {exc.message}", hint=text) from None
-    return Proposal(policy, canonical, "offline", tuple(notes), tuple(assumptions))
+    return Proposal(policy, canonical, "offline", notes, tuple(assumptions))
 
 
 def _spec(r: ir.PolicyRule) -> RuleSpec:
@@ -721,4 +841,4 @@ def _spec(r: ir.PolicyRule) -> RuleSpec:
     return RuleSpec(r.name, format_expr(r.match), format_action(r.action), r.description)
 
 
-__all__ = ["parse_intent", "propose_offline", "split_clauses"]
+__all__ = ["ParsedIntent", "parse_intent", "propose_offline", "split_clauses"]
