@@ -193,6 +193,8 @@ def propose_cmd(
     else:
         proposal = propose_offline(intent, catalog, cfg.aliases, base)
         verdict = prover(proposal.policy)
+    if fmt is OutputFormat.text:
+        _render(proposal, verdict, target)  # shown before asking whether to replace the policy
     write = verdict.passed or write_unproven
     done: list[str] = []
     if write and _confirm_overwrite(target, proposal.text, yes):
@@ -211,7 +213,6 @@ def propose_cmd(
             }
         )
     else:
-        _render(proposal, verdict, target)
         for line in done:
             notice(line)
     if not verdict.passed:
