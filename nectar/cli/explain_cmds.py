@@ -53,7 +53,7 @@ def explain_cmd(
     with progress("explaining", total=None):
         ex = explain_policy(parsed, corp, config, engine=engine.value, examples=examples)
         color = output is None and fmt is ExplainFormat.text and stdout_is_tty()
-        width = max(80, min(shutil.get_terminal_size((110, 24)).columns, 160)) if color else 110
+        width = max(80, min(shutil.get_terminal_size((120, 24)).columns, 160)) if color else 120
         text = render(ex, fmt.value, color=color, width=width)
     if output is None:
         sys.stdout.write(text)

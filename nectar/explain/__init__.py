@@ -30,7 +30,7 @@ def explain_policy(
     return build_explanation(report, examples=examples)
 
 
-def render(ex: Explanation, form: Form | str, color: bool = False, width: int = 110) -> str:
+def render(ex: Explanation, form: Form | str, color: bool = False, width: int = 120) -> str:
     """The report in one form. ``color`` and ``width`` apply to the terminal form only."""
     form = Form(form)
     if form is Form.HTML:

@@ -433,7 +433,17 @@ def summary_lines(ex: Explanation) -> list[str]:
             lines.append("Must-keep traces: none declared (no must_keep classes, no must-keep.txt).")
         else:
             f = mk.figures
-            lines.append(f"Must-keep traces: {mk.summary}; {f.get('kept', 0):,} of {f.get('declared', 0):,} kept.")
+            declared, kept = f.get("declared", 0), f.get("kept", 0)
+            classes = "; ".join(
+                f"{name}: {c['kept']:,} of {c['declared']:,} kept" for name, c in sorted(f.get("classes", {}).items())
+            )
+            if "listed_ids" in f:
+                listed = (
+                    f"{f['listed_ids']:,} ids in must-keep.txt, {f['listed_ids_not_in_corpus']:,} not in the corpus"
+                )
+                classes = f"{classes}; {listed}" if classes else listed
+            verdict = "all kept with probability 1" if kept == declared else f"{declared - kept:,} NOT always kept"
+            lines.append(f"Must-keep traces: {kept:,} of {declared:,} kept, {verdict} ({classes}).")
     if ex.unmatched_traces:
         lines.append(
             f"Unmatched traffic: {ex.unmatched_traces:,} traces ({ex.unmatched_spans:,} spans) match no rule, and "

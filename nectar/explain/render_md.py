@@ -31,12 +31,14 @@ def md_text(text: str) -> str:
     return _ACTIVE.sub(lambda m: "\\" + m.group(0), text).replace("\n", " ")
 
 
-def md_code(text: str) -> str:
-    """An inline code span that shows ``text`` exactly (pipes escaped, for use inside tables too)."""
+def md_code(text: str, in_table: bool = False) -> str:
+    """An inline code span that shows ``text`` exactly. In a table cell a pipe is written ``\\|`` (GFM removes the
+    backslash before it parses the cell's code span)."""
     runs = [len(r) for r in re.findall(r"`+", text)]
     fence = "`" * (max(runs, default=0) + 1)
     pad = " " if text.startswith("`") or text.endswith("`") or not text.strip() else ""
-    return f"{fence}{pad}{text.replace('|', '&#124;')}{pad}{fence}"
+    body = text.replace("|", "\\|") if in_table else text
+    return f"{fence}{pad}{body}{pad}{fence}"
 
 
 def _caveats(items: tuple[Caveat, ...]) -> list[str]:
@@ -91,7 +93,7 @@ def _rules_table(ex: Explanation) -> list[str]:
     for r in ex.rules:
         cells = [
             f"{r.position}. {md_text(r.name)}",
-            md_code(r.action),
+            md_code(r.action, in_table=True),
             fmt_num(r.matched_traces),
             fmt_num(r.decided_traces),
             *[fmt_num(r.by_keep[k]) for k in KEEP_ORDER],
@@ -123,7 +125,7 @@ def render_md(ex: Explanation) -> str:
     out += [f"- {md_text(s)}" for s in summary_lines(ex)]
     out += ["", "| check | verdict | summary |", "|---|---|---|"]
     for c in ex.checks:
-        examples = "".join(f"<br>{md_code(x)}" for x in check_examples(c))
+        examples = "".join(f"<br>{md_code(x, in_table=True)}" for x in check_examples(c))
         out.append(f"| {c.name} | **{check_label(c)}** | {md_text(c.summary)}{examples} |")
     out.append("")
     if ex.policy_caveats:

@@ -64,8 +64,8 @@ def _rules_table(ex: Explanation) -> Table:
         ("% of kept", "right"),
         ("% of budget", "right"),
     ]
-    for name, just in cols:
-        table.add_column(name, justify=just, overflow="fold")  # type: ignore[arg-type]
+    for n, (name, just) in enumerate(cols):
+        table.add_column(name, justify=just, overflow="fold", no_wrap=n < 2)  # type: ignore[arg-type]
     for r in ex.rules:
         table.add_row(
             f"{r.position}. {r.name}",
@@ -113,7 +113,7 @@ def _rule(con: Console, r: RuleView) -> None:
     con.print()
 
 
-def render_text(ex: Explanation, color: bool = False, width: int = 110) -> str:
+def render_text(ex: Explanation, color: bool = False, width: int = 120) -> str:
     """The report as terminal text; ``color`` (a TTY) adds styles, otherwise plain text of ``width`` columns."""
     buf = io.StringIO()
     con = Console(
