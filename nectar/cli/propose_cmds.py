@@ -15,7 +15,7 @@ from nectar.cli.common import OutputFormat, app, emit_json, notice, out_console,
 from nectar.config import Config, load_config
 from nectar.corpus.layout import Corpus
 from nectar.corpus.stats import field_catalog
-from nectar.errors import EXIT_BAD_INPUT, EXIT_CHECK_FAILED, NectarError
+from nectar.errors import EXIT_CHECK_FAILED, NectarError
 from nectar.policy import ir
 from nectar.policy.load import load_policy
 from nectar.propose.claude import ClaudeSettings, Verdict, proof_feedback, propose_claude, resolve_model
@@ -154,8 +154,8 @@ def propose_cmd(
     ),
     output: Path | None = typer.Option(None, "-o", "--output", help="Policy file to write (default: project.policy)."),
     yes: bool = typer.Option(False, "--yes", "-y", help="Replace an existing policy without asking (keeps a .bak)."),
-    write_unproven: bool = typer.Option(
-        False, "--write-unproven", help="Write the policy even when it fails its proof (still exits 1)."
+    proven_only: bool = typer.Option(
+        False, "--proven-only", help="Write the policy only if it passes its proof (default: write it, exit 1)."
     ),
     timeout: float = typer.Option(60.0, "--timeout", min=0.1, help="Seconds to wait for each Claude answer."),
     max_retries: int = typer.Option(2, "--max-retries", min=0, help="Retries of a failed Claude request (429/5xx)."),
@@ -164,9 +164,11 @@ def propose_cmd(
     """Turn a plain-English intent into a policy, prove it against the corpus, show it and write it.
 
     Shows the policy, what each rule does, how words were mapped to the corpus, assumptions and the prover's
-    verdict. Writes only a policy that passes its proof (or with --write-unproven). Exit 0 written, 1 proof
-    failed or no usable answer, 2 bad input/config/auth, 3 the Claude service failed (rate limit, overload,
-    timeout, network).
+    verdict, then writes the policy. A policy that fails its proof is still written (unless --proven-only), as
+    a draft to fix: exit 1 says so, and `nectar compile` refuses it until it passes. Nothing is written for a
+    clause that is not understood or an unusable answer. Exit 0 proven and written; 1 the proof failed, no
+    usable answer, or you declined to replace the policy; 2 bad input, config or auth; 3 the Claude service
+    failed (rate limit, overload, server error, timeout, network).
     """
     cfg = load_config()
     target = _target(output, cfg)
@@ -195,12 +197,13 @@ def propose_cmd(
         verdict = prover(proposal.policy)
     if fmt is OutputFormat.text:
         _render(proposal, verdict, target)  # shown before asking whether to replace the policy
-    write = verdict.passed or write_unproven
+    write = verdict.passed or not proven_only
     done: list[str] = []
     if write and _confirm_overwrite(target, proposal.text, yes):
         done = _write(target, proposal)
     elif write:
-        done = ["not written (declined)"]
+        done = [f"{target} not replaced (declined)"]
+    written = bool(done) and done[0].startswith("wrote")
     if fmt is OutputFormat.json:
         emit_json(
             {
@@ -208,7 +211,7 @@ def propose_cmd(
                 "target": str(target),
                 "proof": to_json(verdict.report) if verdict.report is not None else None,
                 "passed": verdict.passed,
-                "written": bool(done) and done[0].startswith("wrote"),
+                "written": written,
                 "actions": done,
             }
         )
@@ -216,11 +219,11 @@ def propose_cmd(
         for line in done:
             notice(line)
     if not verdict.passed:
-        if not write:
-            notice(
-                f"the proposed policy fails its proof; nothing was written to {target} "
-                "(change the intent, e.g. keep errors first, or pass --write-unproven)"
-            )
+        where = f"written to {target} as a draft" if written else f"nothing was written to {target}"
+        notice(
+            f"the proposed policy fails its proof ({where}); `nectar compile` refuses it until it passes: "
+            "change the intent (e.g. keep errors first) or edit the policy"
+        )
         raise typer.Exit(EXIT_CHECK_FAILED)
-    if done == ["not written (declined)"]:
-        raise typer.Exit(EXIT_BAD_INPUT)
+    if write and not written and not done[0].endswith("unchanged"):
+        raise typer.Exit(EXIT_CHECK_FAILED)
