@@ -120,3 +120,10 @@ def test_ambiguous_value_is_reported(catalog: FieldCatalog) -> None:
     p = propose_offline("Keep catalog traffic", catalog, DEFAULT_ALIASES)
     (note,) = [n for n in p.notes if n.phrase == "catalog"]
     assert note.meaning == 'service.name == "catalog"' and "also a value of k8s.namespace.name" in note.detail
+
+
+def test_project_error_definition_joins_errors(catalog: FieldCatalog) -> None:
+    p = propose_offline("keep db errors", catalog, DEFAULT_ALIASES, error_definition="status_code == 2")
+    first = p.policy.ordered_rules()[0]
+    assert format_expr(first.match) == f"span(exists(db.system) and ({ERR} or status_code == 2))"
+    assert any("prove.error_definition" in n.detail for n in p.notes)

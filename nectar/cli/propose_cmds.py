@@ -193,7 +193,7 @@ def propose_cmd(
         current = target.read_text(encoding="utf-8") if base is not None else None
         proposal, verdict = propose_claude(intent, catalog, cfg.aliases, prover, settings, current)
     else:
-        proposal = propose_offline(intent, catalog, cfg.aliases, base)
+        proposal = propose_offline(intent, catalog, cfg.aliases, base, cfg.error_definition)
         verdict = prover(proposal.policy)
     if fmt is OutputFormat.text:
         _render(proposal, verdict, target)  # shown before asking whether to replace the policy

@@ -25,6 +25,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from nectar.config import DEFAULT_ERROR_DEFINITION
 from nectar.corpus.stats import FieldCatalog
 from nectar.errors import ErrorGroup, NectarError, Span
 from nectar.policy import ir
@@ -287,8 +288,9 @@ def split_clauses(intent: str) -> list[_Clause]:
 
 
 class _Interpreter:
-    def __init__(self, g: Grounder) -> None:
+    def __init__(self, g: Grounder, error_definition: str | None = None) -> None:
         self.g = g
+        self.error_definition = error_definition
 
     def _status(self, tok: _Tok | None) -> str:
         f = self.g.role("status")
@@ -304,12 +306,18 @@ class _Interpreter:
         status = self.g.role("status")
         if status is not None:
             parts.append(f"{self.g.written(status)} >= 500")
+        conv = list(parts)
+        extra = self.error_definition
+        if extra and extra.strip() not in (*parts, " or ".join(parts), DEFAULT_ERROR_DEFINITION):
+            parts.append(f"({extra.strip()})")  # the project's own definition (nectar.toml prove.error_definition)
         if not parts:
             raise _Fail("cannot tell errors in this corpus: no boolean `error` field and no HTTP status", tok)
         text = " or ".join(parts)
         detail = "convention: an error is a span with " + " or ".join(
-            p.replace(" == true", " = true").replace(">= 500", ">= 500 (HTTP server error)") for p in parts
+            p.replace(" == true", " = true").replace(">= 500", ">= 500 (HTTP server error)") for p in conv
         )
+        if len(parts) > len(conv):
+            detail += f", or what nectar.toml prove.error_definition says ({extra})"
         return _Pred(f"({text})" if len(parts) > 1 else text, "span", "errors", Note(tok.text, text, detail))
 
     def status_range(self, lo: int, hi: int, phrase: str, name: str, tok: _Tok) -> _Pred:
@@ -750,10 +758,16 @@ def _clause_rules(c: _Clause, ctext: str, reader: _SubjectReader) -> tuple[list[
     return rules, notes
 
 
-def parse_intent(intent: str, catalog: FieldCatalog, aliases: Mapping[str, tuple[str, ...]]) -> ParsedIntent:
+def parse_intent(
+    intent: str,
+    catalog: FieldCatalog,
+    aliases: Mapping[str, tuple[str, ...]],
+    error_definition: str | None = None,
+) -> ParsedIntent:
     """The rules an intent asks for, in priority order, and the groundings made. Raises on any clause not understood
-    (all of them, each naming its clause and pointing at the word)."""
-    reader = _SubjectReader(Grounder(catalog, aliases))
+    (all of them, each naming its clause and pointing at the word). ``error_definition`` (the project's, when not
+    the default) is added to what "errors" means."""
+    reader = _SubjectReader(Grounder(catalog, aliases), error_definition)
     rules: list[_Rule] = []
     notes: list[Note] = []
     errors: list[NectarError] = []
@@ -794,13 +808,14 @@ def propose_offline(
     catalog: FieldCatalog,
     aliases: Mapping[str, tuple[str, ...]],
     base: ir.Policy | None = None,
+    error_definition: str | None = None,
 ) -> Proposal:
     """Turn ``intent`` into a validated policy grounded in ``catalog``; with ``base``, refine that policy.
 
     Refining keeps the base policy's rules in their order, inserts the new rules before its catch-all, and lets a
     new catch-all ("sample the rest at 5%") replace the old one.
     """
-    parsed = parse_intent(intent, catalog, aliases)
+    parsed = parse_intent(intent, catalog, aliases, error_definition)
     rules, notes = parsed.rules, parsed.notes
     assumptions: list[str] = []
     new = [r.spec for r in rules if not r.catch_all]
