@@ -20,6 +20,7 @@ from nectar.errors import NectarError
 from nectar.policy.lift import import_rules
 from nectar.policy.load import load_policy
 from nectar.policy.lower import lower_policy
+from nectar.refinery.emit import emit_rules
 from nectar.refinery.loader import load_rules
 from nectar.refinery.model import RulesFile
 from tests.conftest import shared_path
@@ -98,20 +99,23 @@ def test_quirks_are_lifted_with_notes() -> None:
 
 
 def test_example_rules_each_environment(tmp_path: Path, corpora: list[Corpus], real_corpus: Corpus) -> None:
-    """../shared/refinery/example_rules.yaml: __default__ lifts and replays equal; the others are refused with the
-    exact reason (sampler settings a policy action cannot write, a Windowed sampler, a Classic DynamicSampler)."""
+    """../shared/refinery/example_rules.yaml: __default__ and production lift and replay equal; staging (a
+    WindowedThroughputSampler) and legacy-frontend (a Classic DynamicSampler) are refused with the exact reason."""
     example = shared_path("refinery", "example_rules.yaml")
     original = load_rules(example)
-    result = import_rules(example, "__default__", Config())
-    lifted = _recompile(result.text, tmp_path)
-    for corpus in [*corpora, real_corpus]:
-        _replay_equal(original, "__default__", lifted, corpus)
+    for env in ("__default__", "production"):
+        result = import_rules(example, env, Config())
+        lifted = _recompile(result.text, tmp_path)
+        for corpus in [*corpora, real_corpus]:
+            _replay_equal(original, env, lifted, corpus)
+        if env == "production":  # the samplers' settings are kept, not dropped
+            emitted = emit_rules(lifted)
+            assert 'AdjustmentInterval: "30s"' in emitted and "Weight: 0.5" in emitted and "MaxKeys: 500" in emitted
+            assert "UseClusterSize: true" in emitted and "InitialSampleRate: 20" in emitted
     reasons = {
-        "production": ["rule 10 'enterprise customers'", "AdjustmentInterval, MaxKeys, Weight",
-                       "rule 11 'everything else'", "AdjustmentInterval, InitialSampleRate, UseClusterSize"],
         "staging": ["rule 2 'load test traffic'", "WindowedThroughputSampler has no policy action"],
         "legacy-frontend": ["top-level DynamicSampler"],
-    }  # fmt: skip
+    }
     for env, parts in reasons.items():
         with pytest.raises(NectarError) as info:
             import_rules(example, env, Config())
@@ -173,6 +177,11 @@ REFUSED = {
         "    RulesBasedSampler:\n      CheckNestedFields: true\n"
         '      Rules:\n        - Name: "a"\n          SampleRate: 1\n',
         "CheckNestedFields: true",
+    ),
+    "downstream-dynamic": (
+        '    RulesBasedSampler:\n      Rules:\n        - Name: "a"\n          Sampler:\n            DynamicSampler:\n'
+        '              SampleRate: 3\n              FieldList: ["a"]\n',
+        "the DynamicSampler has no policy action",
     ),
     "top-level-ema": (
         '    EMADynamicSampler:\n      GoalSampleRate: 5\n      FieldList: ["a"]\n',

@@ -130,15 +130,29 @@ def format_action(action: ir.Action) -> str:
         case ir.SampleAction():
             return f"sample({action.written})"
         case ir.DynamicAction():
-            return f"dynamic(rate={action.goal_rate}, keys=({_keys(action.keys)}))"
+            extra = _settings("dynamic", action.settings)
+            return f"dynamic(rate={action.goal_rate}, keys=({_keys(action.keys)}){extra})"
         case ir.ThroughputAction():
-            return f"throughput(per_second={action.per_second}, keys=({_keys(action.keys)}))"
+            extra = _settings("throughput", action.settings)
+            return f"throughput(per_second={action.per_second}, keys=({_keys(action.keys)}){extra})"
         case ir.DeterministicAction():
             return f"deterministic(rate={action.rate})"
     raise TypeError(f"cannot format {type(action).__name__}")  # pragma: no cover
 
 
 _KEY_NAME = re.compile(r"[A-Za-z_@][A-Za-z0-9_@\-]*(\.[A-Za-z0-9_@\-]+)*")
+
+
+def _settings(action: str, settings: tuple[tuple[str, ir.SettingValue], ...]) -> str:
+    names = {key: arg for arg, (key, _) in ir.SAMPLER_SETTINGS[action].items()}
+    out = []
+    for key, value in settings:
+        if isinstance(value, bool):
+            text = "true" if value else "false"
+        else:
+            text = repr(value) if isinstance(value, float) else str(value)
+        out.append(f", {names[key]}={text}")
+    return "".join(out)
 
 
 def _keys(keys: tuple[str, ...]) -> str:

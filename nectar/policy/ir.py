@@ -199,22 +199,55 @@ class SampleAction:
     span: Span | None = dc_field(default=None, compare=False)
 
 
+SettingValue = str | int | float | bool
+
+# Optional sampler settings of dynamic(...) and throughput(...): argument name -> (Refinery key, kind). Kinds:
+# ``duration`` (a Go duration, written 30s or 1m30s), ``int`` (whole number >= 0), ``float``, ``unit`` (a float
+# from 0 to 1), ``bool`` (true/false). Refinery's defaults apply to the ones not written (SEMANTICS.md 1.3).
+_EMA_SETTINGS = {
+    "adjustment_interval": ("AdjustmentInterval", "duration"),
+    "weight": ("Weight", "unit"),
+    "age_out_value": ("AgeOutValue", "unit"),
+    "burst_multiple": ("BurstMultiple", "float"),
+    "burst_detection_delay": ("BurstDetectionDelay", "int"),
+    "max_keys": ("MaxKeys", "int"),
+    "use_trace_length": ("UseTraceLength", "bool"),
+}
+SAMPLER_SETTINGS: dict[str, dict[str, tuple[str, str]]] = {
+    "dynamic": _EMA_SETTINGS,
+    "throughput": {
+        "use_cluster_size": ("UseClusterSize", "bool"),
+        "initial_sample_rate": ("InitialSampleRate", "int"),
+        **_EMA_SETTINGS,
+    },
+}
+
+
 @dataclass(frozen=True, slots=True)
 class DynamicAction:
-    """``dynamic(rate=N, keys=(...))``: Refinery's EMADynamicSampler (GoalSampleRate, FieldList)."""
+    """``dynamic(rate=N, keys=(...))``: Refinery's EMADynamicSampler (GoalSampleRate, FieldList).
+
+    ``settings`` holds the optional settings written (``SAMPLER_SETTINGS["dynamic"]``) as (Refinery key, value)
+    in that table's order.
+    """
 
     goal_rate: int
     keys: tuple[str, ...]
     span: Span | None = dc_field(default=None, compare=False)
+    settings: tuple[tuple[str, SettingValue], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
 class ThroughputAction:
-    """``throughput(per_second=N, keys=(...))``: Refinery's EMAThroughputSampler (GoalThroughputPerSec)."""
+    """``throughput(per_second=N, keys=(...))``: Refinery's EMAThroughputSampler (GoalThroughputPerSec).
+
+    ``settings`` as for :class:`DynamicAction` (``SAMPLER_SETTINGS["throughput"]``).
+    """
 
     per_second: int
     keys: tuple[str, ...]
     span: Span | None = dc_field(default=None, compare=False)
+    settings: tuple[tuple[str, SettingValue], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -68,6 +68,10 @@ _KEYWORDS = frozenset(
      "has_root", "span_count"}
 )  # fmt: skip
 _CMP = {Operator.EQ: "==", Operator.NE: "!=", Operator.GT: ">", Operator.GE: ">=", Operator.LT: "<", Operator.LE: "<="}
+_ACTION_OF = {SamplerKind.EMA_DYNAMIC: "dynamic", SamplerKind.EMA_THROUGHPUT: "throughput"}
+_FLOAT_SETTINGS = frozenset(
+    key for table in ir.SAMPLER_SETTINGS.values() for key, kind in table.values() if kind in ("float", "unit")
+)
 _ACTION_PARAMS = {
     SamplerKind.EMA_DYNAMIC: ("GoalSampleRate", "FieldList"),
     SamplerKind.EMA_THROUGHPUT: ("GoalThroughputPerSec", "FieldList"),
@@ -148,7 +152,9 @@ def rule_meaning(rule: Rule) -> tuple[Any, ...] | None:
 def _action_meaning(rule: Rule) -> tuple[Any, ...]:
     s = rule.sampler
     if s is not None:
-        return ("sampler", s.kind, tuple(sorted((k, repr(v)) for k, v in s.params.items())))
+        # Refinery reads a float setting written as an int (Weight: 1) as that float
+        params = {k: float(v) if k in _FLOAT_SETTINGS and isinstance(v, int) else v for k, v in s.params.items()}
+        return ("sampler", s.kind, tuple(sorted((k, repr(v)) for k, v in params.items())))
     if rule.drop or rule.sample_rate <= 0:
         return ("drop",)
     return ("rate", rule.sample_rate)
@@ -309,19 +315,38 @@ class _Lifter:
                 f"the {s.kind} has no policy action (the actions are dynamic = EMADynamicSampler, throughput = "
                 "EMAThroughputSampler, deterministic = DeterministicSampler)"
             )
-        extra = sorted(k for k in s.params if k not in allowed)
+        action = _ACTION_OF.get(s.kind, "deterministic")
+        table = {key: (arg, kind) for arg, (key, kind) in ir.SAMPLER_SETTINGS.get(action, {}).items()}
+        extra = sorted(k for k in s.params if k not in allowed and k not in table)
         if extra:
             raise Refused(
-                f"the {s.kind} sets {', '.join(extra)}, which the policy action cannot write (it writes only "
-                f"{', '.join(allowed)}); importing without them would change how Refinery samples",
+                f"the {s.kind} sets {', '.join(extra)}, which the policy action cannot write (it writes "
+                f"{', '.join([*allowed, *table])}); importing without them would change how Refinery samples",
                 "remove those settings from the rules file if Refinery's defaults are acceptable, and import again",
             )
+        settings = ""
+        for key, (arg, kind) in table.items():
+            if key in s.params:
+                settings += f", {arg}={self.setting(key, kind, s.params[key])}"
         keys = ", ".join(k if _NAME.fullmatch(str(k)) else self.literal(str(k)) for k in s.field_list)
         if s.kind == SamplerKind.EMA_DYNAMIC:
-            return f"dynamic(rate={s.params.get('GoalSampleRate')}, keys=({keys}))"
+            return f"dynamic(rate={s.params.get('GoalSampleRate')}, keys=({keys}){settings})"
         if s.kind == SamplerKind.EMA_THROUGHPUT:
-            return f"throughput(per_second={s.params.get('GoalThroughputPerSec')}, keys=({keys}))"
+            return f"throughput(per_second={s.params.get('GoalThroughputPerSec')}, keys=({keys}){settings})"
         return f"deterministic(rate={s.params.get('SampleRate')})"
+
+    @staticmethod
+    def setting(key: str, kind: str, value: Any) -> str:
+        """A sampler setting as an action argument (the validator has already checked its YAML type)."""
+        if kind == "bool" and isinstance(value, bool):
+            return "true" if value else "false"
+        if kind == "int" and isinstance(value, int) and not isinstance(value, bool):
+            return str(value)
+        if kind in ("float", "unit") and isinstance(value, (int, float)) and not isinstance(value, bool):
+            return repr(float(value))
+        if kind == "duration" and isinstance(value, str):
+            return value
+        raise Refused(f"the setting {key}: {gostr.go_v(value)} has no policy form")
 
 
 # ---------------------------------------------------------------------------------------------------- entry point

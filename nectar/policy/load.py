@@ -20,6 +20,7 @@ from nectar.errors import ErrorGroup, NectarError, Span
 from nectar.policy import ir
 from nectar.policy.expr import Origin, grammar_text, parse_expr
 from nectar.policy.toon import TArray, TNode, TObject, TPrim, parse_toon
+from nectar.refinery import gostr
 
 ROOT_KEY = "nectar_policy"
 POLICY_FIELDS = ("version", "name", "description", "budget_per_second", "rules", "must_keep")
@@ -357,7 +358,35 @@ def parse_action(text: str, span: Span | None = None, cols: tuple[int, ...] = ()
             raise fail("keys must name at least one field (Refinery requires a FieldList)", *node_pos(n))
         return tuple(out)
 
-    def take(allowed: tuple[str, ...]) -> dict[str, Tree]:
+    def settings(action: str) -> tuple[tuple[str, ir.SettingValue], ...]:
+        """The optional sampler settings given (taken out of ``keyword``), in ir.SAMPLER_SETTINGS order."""
+        out: list[tuple[str, ir.SettingValue]] = []
+        for arg, (key, kind) in ir.SAMPLER_SETTINGS[action].items():
+            n = keyword.pop(arg, None)
+            if n is None:
+                continue
+            toks = [t for t in n.children if isinstance(t, Token)]
+            value: ir.SettingValue
+            if kind == "duration":
+                if n.data != "duration" or gostr.parse_duration(toks[0].value) is None:
+                    raise fail(f"{arg} must be a duration, like 30s or 1m30s", *node_pos(n))
+                value = toks[0].value
+            elif kind == "bool":
+                if n.data != "word" or toks[0].value not in ("true", "false"):
+                    raise fail(f"{arg} must be true or false", *node_pos(n))
+                value = toks[0].value == "true"
+            elif kind == "int":
+                value = whole(n, arg, 0)
+            else:
+                if n.data != "number":
+                    raise fail(f"{arg} must be a number", *node_pos(n))
+                value = float(toks[0].value)
+                if kind == "unit" and not 0 <= value <= 1:
+                    raise fail(f"{arg} must be from 0 to 1 (Refinery's validator)", *node_pos(n))
+            out.append((key, value))
+        return tuple(out)
+
+    def take(allowed: tuple[str, ...], optional: tuple[str, ...] = ()) -> dict[str, Tree]:
         got = dict(keyword)
         for i, p in enumerate(positional):
             if i >= len(allowed):
@@ -367,7 +396,8 @@ def parse_action(text: str, span: Span | None = None, cols: tuple[int, ...] = ()
             got[allowed[i]] = p
         for k in got:
             if k not in allowed:
-                raise fail(f"{name} has no argument {k!r}", 0, len(text), f"arguments: {', '.join(allowed)}")
+                hint = f"arguments: {', '.join(allowed + optional)}"
+                raise fail(f"{name} has no argument {k!r}", 0, len(text), hint)
         return got
 
     if name == "sample":
@@ -385,19 +415,21 @@ def parse_action(text: str, span: Span | None = None, cols: tuple[int, ...] = ()
         start, end = node_pos(got["p"])
         return ir.SampleAction(rate, text[start:end].strip(), span)
     if name == "dynamic":
-        got = take(("rate", "keys"))
+        extra = settings("dynamic")
+        got = take(("rate", "keys"), tuple(ir.SAMPLER_SETTINGS["dynamic"]))
         if "rate" not in got or "keys" not in got:
             raise fail("dynamic needs rate= and keys=, like dynamic(rate=10, keys=(service.name))", 0, len(text))
-        return ir.DynamicAction(whole(got["rate"], "rate"), keys(got["keys"]), span)
+        return ir.DynamicAction(whole(got["rate"], "rate"), keys(got["keys"]), span, extra)
     if name == "throughput":
-        got = take(("per_second", "keys"))
+        extra = settings("throughput")
+        got = take(("per_second", "keys"), tuple(ir.SAMPLER_SETTINGS["throughput"]))
         if "per_second" not in got or "keys" not in got:
             raise fail(
                 "throughput needs per_second= and keys=, like throughput(per_second=100, keys=(service.name))",
                 0,
                 len(text),
             )
-        return ir.ThroughputAction(whole(got["per_second"], "per_second"), keys(got["keys"]), span)
+        return ir.ThroughputAction(whole(got["per_second"], "per_second"), keys(got["keys"]), span, extra)
     got = take(("rate",))
     if "rate" not in got:
         raise fail("deterministic needs rate=, like deterministic(rate=10)", 0, len(text))

@@ -122,10 +122,14 @@ def lower_action(action: ir.Action) -> dict[str, object]:
         case ir.SampleAction():
             return {"sample_rate": action.rate}
         case ir.DynamicAction():
-            params = {"GoalSampleRate": action.goal_rate, "FieldList": list(action.keys)}
+            params = {"GoalSampleRate": action.goal_rate, "FieldList": list(action.keys), **dict(action.settings)}
             return {"samplers": (Sampler(SamplerKind.EMA_DYNAMIC, params),)}
         case ir.ThroughputAction():
-            params = {"GoalThroughputPerSec": action.per_second, "FieldList": list(action.keys)}
+            params = {
+                "GoalThroughputPerSec": action.per_second,
+                "FieldList": list(action.keys),
+                **dict(action.settings),
+            }
             return {"samplers": (Sampler(SamplerKind.EMA_THROUGHPUT, params),)}
         case ir.DeterministicAction():
             return {"samplers": (Sampler(SamplerKind.DETERMINISTIC, {"SampleRate": action.rate}),)}
