@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 import sys
 from enum import StrEnum
@@ -28,6 +29,15 @@ class EngineName(StrEnum):
     duckdb = "duckdb"
 
 
+def _shown(path: Path) -> str:
+    """A path as the report shows it: relative to the current folder when inside it (the report of a project
+    reads the same on every machine), else as given."""
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
+
+
 @app.command(
     "explain",
     epilog=(
@@ -52,6 +62,7 @@ def explain_cmd(
     corp = Corpus.open(resolve_corpus(corpus, config))
     with progress("explaining", total=None):
         ex = explain_policy(parsed, corp, config, engine=engine.value, examples=examples)
+        ex = dataclasses.replace(ex, policy_path=_shown(path), corpus_path=_shown(corp.root))
         color = output is None and fmt is ExplainFormat.text and stdout_is_tty()
         width = max(80, min(shutil.get_terminal_size((120, 24)).columns, 160)) if color else 120
         text = render(ex, fmt.value, color=color, width=width)

@@ -46,9 +46,9 @@ ul.summary { padding-left: 20px; } ul.summary li { margin: 4px 0; }
 table { border-collapse: collapse; margin: 6px 0; }
 th, td { text-align: left; padding: 4px 10px 4px 0; border-bottom: 1px solid var(--line); vertical-align: top; }
 td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; }
-.charts { display: grid; grid-template-columns: repeat(auto-fit, minmax(520px, 1fr)); gap: 16px; }
+.charts { display: grid; grid-template-columns: repeat(auto-fit, minmax(420px, 1fr)); gap: 16px; }
 figure { margin: 0; background: var(--card); border: 1px solid var(--line); border-radius: 8px; padding: 10px; }
-figure svg { width: 100%; height: auto; display: block; }
+figure svg { width: 100%; max-width: 680px; height: auto; display: block; margin: 0 auto; }
 figcaption { color: var(--muted); font-size: 13px; margin-top: 4px; }
 .rule { background: var(--card); border: 1px solid var(--line); border-radius: 8px; padding: 14px 16px;
         margin: 12px 0; }
