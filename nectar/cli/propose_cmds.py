@@ -89,7 +89,7 @@ def _write(target: Path, proposal: Proposal) -> list[str]:
     if target.exists():
         old = target.read_text(encoding="utf-8", errors="replace")
         if old == proposal.text:
-            return [f"{target} unchanged"]
+            return [f"{target} unchanged"] + ([_record(target, proposal)] if proposal.model else [])
         backup = target.with_name(target.name + ".bak")
         atomic_write_text(backup, old)
         done.append(f"backup {backup}")
