@@ -52,6 +52,7 @@ from nectar.engine.polars_engine import (
     PlanColumns,
     base_column,
     finish_decisions,
+    trace_level,
 )
 from nectar.refinery import gostr
 from nectar.refinery.model import RulesBasedSampler, Sampler, SamplerConfig
@@ -391,34 +392,35 @@ def _evaluate(
     extra = [META_ROOT_COL, *([MARSHAL_OK] if comp.need_marshal else [])]
     span_cols: list[Sql] = [cat("base.", tid), *[cat("base.", ident(c)) for c in [*wanted, *extra]]]
     joins: list[Sql | str] = []
+    # As in the Polars engine: trace-scope conditions on root./NUM_DESCENDANTS only are evaluated per trace
+    # after the GROUP BY; the root row and the span count are joined per span only when a span-level condition
+    # reads them.
+    span_level = [cp for r in plan.rules if r.scope == "span" for cp in r.conds]
+    span_level += [cp for r in plan.rules if r.scope == "trace" for cp in r.conds if not trace_level(cp)]
+    join_root = any(any(s.root for s in cp.sources) or cp.nested_on_root for cp in span_level)
+    join_nd = any(cp.num_descendants for cp in span_level)
+    root_names = [ident(ROOT_PREFIX_COL + c) for c in sorted(comp.root_cols)]
     if needs_root(plan):
         rcols = [cat(", ", ident(c), " AS ", ident(ROOT_PREFIX_COL + c)) for c in sorted(comp.root_cols)]
         ctes.append(cat("roots AS (SELECT ", tid, ", true AS ", ident(HAS_ROOT), *rcols, " FROM base WHERE ",
                         ident(IS_ROOT), " QUALIFY row_number() OVER (PARTITION BY ", tid, " ORDER BY ",
                         ident(ARRIVAL), " DESC) = 1)"))  # fmt: skip
+    if join_root:
         joins.append(cat(" LEFT JOIN roots ON roots.", tid, " = base.", tid))
         span_cols.append(cat("coalesce(roots.", ident(HAS_ROOT), ", false) AS ", ident(HAS_ROOT)))
-        span_cols += [cat("roots.", ident(ROOT_PREFIX_COL + c)) for c in sorted(comp.root_cols)]
-    if needs_descendants(plan):
-        ctes.append(
-            cat(
-                "nd AS (SELECT ",
-                tid,
-                ", CAST(count(*) AS BIGINT) AS ",
-                ident(NUM_DESC),
-                " FROM base GROUP BY ",
-                tid,
-                ")",
-            )
-        )
+        span_cols += [cat("roots.", n) for n in root_names]
+    if join_nd:
+        nd = cat("nd AS (SELECT ", tid, ", CAST(count(*) AS BIGINT) AS ", ident(NUM_DESC), " FROM base GROUP BY ", tid)
+        ctes.append(cat(nd, ")"))
         joins.append(cat(" LEFT JOIN nd ON nd.", tid, " = base.", tid))
         span_cols.append(cat("nd.", ident(NUM_DESC)))
     ctes.append(cat("spans AS (SELECT ", join(", ", span_cols), " FROM base", *joins, ")"))
 
     renderer = DuckRenderer(sets, fn_values)
     aggs: list[Sql] = [cat(tid), Sql("CAST(count(*) AS BIGINT) AS spans")]
-    if needs_root(plan):
+    if join_root:
         aggs.append(cat("bool_or(", ident(HAS_ROOT), ") AS ", ident(HAS_ROOT)))
+        aggs += [cat("any_value(", n, ") AS ", n) for n in root_names]
     matched: list[Sql] = []
     for rule in plan.rules:
         if rule.scope == "invalid" or not rule.conds:
@@ -433,11 +435,22 @@ def _evaluate(
         for cp in rule.conds:
             if cp.has_root is not None:
                 parts.append(cat("(", ident(HAS_ROOT), " = ", lit_bool(cp.has_root), ")"))
+            elif trace_level(cp):
+                parts.append(cat("(", _cond_sql(comp, cp, renderer, nested_sets), ")"))  # on the per-trace row
             else:
                 aggs.append(cat("bool_or(", _cond_sql(comp, cp, renderer, nested_sets), ") AS ", ident(cp.key)))
                 parts.append(ident(cp.key))
         matched.append(join(" AND ", parts))
-    ctes.append(cat("per AS (SELECT ", join(", ", aggs), " FROM spans GROUP BY ", tid, ")"))
+    ctes.append(cat("per0 AS (SELECT ", join(", ", aggs), " FROM spans GROUP BY ", tid, ")"))
+    per_cols: list[Sql] = [Sql("per0.*")]
+    per_join: list[Sql | str] = []
+    if needs_root(plan) and not join_root:
+        per_cols.append(cat("coalesce(roots.", ident(HAS_ROOT), ", false) AS ", ident(HAS_ROOT)))
+        per_cols += [cat("roots.", n) for n in root_names]
+        per_join.append(cat(" LEFT JOIN roots ON roots.", tid, " = per0.", tid))
+    if needs_descendants(plan):
+        per_cols.append(cat("per0.spans AS ", ident(NUM_DESC)))
+    ctes.append(cat("per AS (SELECT ", join(", ", per_cols), " FROM per0", *per_join, ")"))
     mcols = [cat("coalesce(", m, ", false) AS ", ident(f"m{i}")) for i, m in enumerate(matched)]
     first = cat("CASE", *[cat(" WHEN ", ident(f"m{i}"), f" THEN {i}") for i in range(len(matched))], " END")
     final: list[Sql | str] = [tid, ", spans, CAST(", first, " AS INTEGER) AS rule_index"]
