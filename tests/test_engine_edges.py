@@ -1,0 +1,67 @@
+"""Engine edge cases the vectors do not pin: user text that looks like SQL, odd field names, empty corpora,
+non-rules samplers, and the DeterministicSampler hash on both engines."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from nectar.corpus.layout import Corpus
+from nectar.corpus.store import create_corpus, tables_from_records
+from nectar.engine.api import evaluate
+from nectar.refinery import gostr
+from nectar.refinery.model import Condition, Datatype, Operator, Rule, RulesBasedSampler, Sampler, SamplerConfig
+from tests.engine_helpers import corpus_from_spans
+
+ENGINES = ["polars", "duckdb", "reference"]
+
+
+def _rows(sampler: object, corpus: Corpus, engine: str) -> list[tuple[object, ...]]:
+    res = evaluate(sampler, corpus, engine=engine)  # type: ignore[arg-type]
+    return res.decisions.select("trace_id", "rule", "keep", "rate", "reason").rows()
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_sql_looking_values_and_names(engine: str, tmp_path: Path) -> None:
+    evil = "x'); DROP TABLE spans; --"
+    spans = [
+        {"trace.trace_id": "t1", 'we"ird': evil, "a'b": 1, "ünï.cødé": "ok"},
+        {"trace.trace_id": "t2", 'we"ird': "plain", "a'b": 2},
+    ]
+    corpus = corpus_from_spans(spans, tmp_path)
+    rules = RulesBasedSampler(
+        rules=(
+            Rule("evil", (Condition(('we"ird',), Operator.EQ, evil),), sample_rate=1),
+            Rule("quote", (Condition(("a'b",), Operator.IN, (2, 3), Datatype.INT),), sample_rate=3),
+            Rule("uni", (Condition(("ünï.cødé",), Operator.STARTS_WITH, "o"),), sample_rate=1),
+        )
+    )
+    rows = _rows(rules, corpus, engine)
+    assert rows == [
+        ("t1", "evil", "true", 1, "rules/trace/evil"),
+        ("t2", "quote", "sampled", 3, "rules/trace/quote"),
+    ]
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_top_level_samplers(engine: str, tmp_path: Path) -> None:
+    ids = [f"{i:032x}" for i in range(1, 40)]
+    corpus = corpus_from_spans([{"trace.trace_id": t, "name": "n"} for t in ids], tmp_path)
+    det = Sampler("DeterministicSampler", {"SampleRate": 4})
+    rows = _rows(SamplerConfig(others=(det,)), corpus, engine)
+    for tid, rule, keep, rate, reason in rows:
+        assert rule is None and rate == 4 and reason == "deterministic/chance"
+        assert keep == ("true" if gostr.deterministic_keep(tid, 4) else "false")
+    assert {r[2] for r in rows} == {"true", "false"}
+    ema = Sampler("EMADynamicSampler", {"GoalSampleRate": 7, "FieldList": ["name"]})
+    assert {r[2:] for r in _rows(ema, corpus, engine)} == {("sampled", 7, "emadynamic")}
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_empty_corpus(engine: str, tmp_path: Path) -> None:
+    out = tmp_path / "empty"
+    create_corpus(out, tables_from_records([], 0), [], {})
+    corpus = Corpus.open(out)
+    rules = RulesBasedSampler(rules=(Rule("r", (Condition(("x",), Operator.EXISTS),), sample_rate=1),))
+    assert _rows(rules, corpus, engine) == []
