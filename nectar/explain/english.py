@@ -16,7 +16,7 @@ import functools
 from dataclasses import dataclass
 
 from nectar.policy import ir
-from nectar.policy.format import format_literal
+from nectar.policy.format import format_expr, format_field, format_literal
 from nectar.policy.normalize import negate_atom, normalize
 
 # Readable names for the default aliases (README "Field aliases"); any other alias shows its name and fields.
@@ -47,7 +47,7 @@ def field_label(f: ir.FieldRef) -> str:
         return f"{_ALIAS_LABELS[base]} ({fields})"
     if f.is_alias:
         return f"{base} ({fields})"
-    return fields
+    return format_field(f) if f.quoted else fields
 
 
 def _value(lit: ir.Literal) -> str:
@@ -145,7 +145,8 @@ def _trace_atom(atom: ir.Atom, first_any: bool) -> str:
     if isinstance(atom, ir.HasRoot):
         return "whose root span has " + ("not arrived when Refinery decides" if atom.negated else "arrived")
     if isinstance(atom, ir.Compare) and atom.field.kind is ir.FieldKind.SPAN_COUNT:
-        return "with " + _COUNT_PHRASE[atom.op].format(_value(atom.value))
+        phrase = _COUNT_PHRASE[atom.op].format(_value(atom.value))
+        return "with " + (phrase.replace(" spans", " span") if atom.value.value == 1 else phrase)
     if atom.field.root:
         return "whose root span " + span_phrase(atom)
     who = "any span" if first_any else "any span (not necessarily the same one)"
@@ -186,8 +187,12 @@ def _group(expr: ir.Expr) -> str:
             return _join(inner, "and")
         case ir.Or(items=items):
             return "either " + _join([_group(i) for i in items], "or")
+        case ir.SpanGroup(item=item):
+            return _group(item)  # span(...) inside span(...) is the same one span
         case ir.Const(value=v):
-            return "exists" if v else "never exists"
+            return "is any span" if v else "is no span (false)"
+    if not _is_span_atom(expr):  # root fields, span_count(), has_root(): a property of the span's trace
+        return "belongs to a trace " + _trace_atom(expr, True)  # type: ignore[arg-type]
     return span_phrase(expr)
 
 
@@ -352,8 +357,6 @@ def _notes(expr: ir.Expr, action: ir.Action, first: bool) -> list[str]:
 
 
 def _atom_text(a: ir.Atom) -> str:
-    from nectar.policy.format import format_expr
-
     return format_expr(a)
 
 
