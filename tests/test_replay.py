@@ -155,3 +155,29 @@ def test_replay_realtraces(real_dir: Path, tmp_path: Path, capsys: pytest.Captur
     rows = _check_per_trace(per, rep["totals"]["traces"])
     # realtraces hold errors (OTel status ERROR, HTTP 5xx): some trace is kept by an error rule.
     assert any(r["rule"] in ("keep server errors", "keep spans marked as errors") for r in rows)
+
+
+def test_lints_and_never_matching(synth_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(
+        "RulesVersion: 2\n"
+        "Samplers:\n"
+        "  __default__:\n"
+        "    RulesBasedSampler:\n"
+        "      Rules:\n"
+        "        - Name: 'no rate'\n"
+        "          Conditions:\n"
+        "            - Field: 'no.such.field'\n"
+        "              Operator: 'exists'\n"
+        "        - Name: 'all'\n"
+        "          SampleRate: 4\n"
+    )
+    code, out, _ = _run(capsys, "replay", str(rules), "--corpus", str(synth_dir), "--format", "json")
+    rep = json.loads(out)
+    assert code == 0 and rep["sampler"] == "__default__"
+    assert "R007" in {lint["code"] for lint in rep["lints"]}
+    assert rep["never_matching"] == ["no rate"]
+    assert rep["rules"][1]["decided"]["traces"] == rep["totals"]["traces"]
+    assert rep["totals"]["expected_kept_spans"] == pytest.approx(rep["totals"]["spans"] / 4)
+    code, out, _ = _run(capsys, "replay", str(rules), "--corpus", str(synth_dir))
+    assert code == 0 and "R007" in out and "never match" in out

@@ -69,6 +69,8 @@ def _num(x: float | None, digits: int = 1) -> str:
 
 
 def _outcome(r: dict[str, Any]) -> str:
+    if r.get("goal_throughput_per_sec"):
+        return f"{r['sampler']} (goal {r['goal_throughput_per_sec']}/s)"
     if r.get("sampler"):
         return f"{r['sampler']} ({r['keep']}, rate {r['rate']})"
     return {"true": "keep", "false": "drop"}.get(r["keep"], f"1 in {r['rate']}") + (
@@ -146,6 +148,12 @@ def render_text(report: dict[str, Any]) -> None:
         f"{_num(t['kept_events_per_sec'], 2)} events/s",
         markup=False,
     )
+    if any(r.get("stateful") for r in report["rules"]):
+        out.print(
+            "Note: stateful samplers (dynamic/throughput) are counted at their nominal rate; their kept figures are "
+            "an upper bound.",
+            markup=False,
+        )
     if report["never_matching"]:
         out.print("Rules that never match this corpus: " + ", ".join(report["never_matching"]), markup=False)
     shadowed = [n for n in report["never_deciding"] if n not in report["never_matching"]]

@@ -25,7 +25,7 @@ from nectar.corpus.layout import Corpus
 from nectar.engine.api import evaluate, select_sampler
 from nectar.engine.decision import EvalResult
 from nectar.engine.lowering import plan_sampler
-from nectar.refinery.model import RulesFile, Sampler, SamplerConfig
+from nectar.refinery.model import RulesBasedSampler, RulesFile, Sampler, SamplerConfig
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,6 +96,8 @@ def build_report(
     )
     by_index = {d["rule_index"]: d for d in decided}
     plan = plan_sampler(sampler)
+    choice = sampler.choice if isinstance(sampler, SamplerConfig) else sampler
+    src_rules = choice.rules if isinstance(choice, RulesBasedSampler) else ()
     rules_out: list[dict[str, Any]] = []
     matches = result.matches
     for rule in plan.rules:
@@ -114,6 +116,10 @@ def build_report(
                 "keep": rule.outcome.keep if rule.outcome.keep != "deterministic" else "deterministic",
                 "rate": rule.outcome.rate,
                 "sampler": rule.outcome.sampler,
+                # Stateful samplers are reported at their nominal rate (1 for throughput samplers, which aim
+                # at GoalThroughputPerSec instead): their kept figures are an upper bound, not a forecast.
+                "stateful": bool(rule.outcome.sampler and rule.outcome.keep == "sampled"),
+                "goal_throughput_per_sec": _goal(src_rules[rule.index].sampler) if src_rules else None,
                 "matched": {"traces": mt, "spans": ms},
                 "decided": {"traces": d["traces"], "spans": int(d["spans"])},
                 "expected_kept_spans": _sig(float(d["kept"])),
@@ -161,6 +167,10 @@ def build_report(
             "by_keep": {k: by_keep[k] for k in sorted(by_keep)},
         },
     }
+
+
+def _goal(s: Sampler | None) -> int | None:
+    return s.goal_throughput if s is not None else None
 
 
 def _sampler_type(sampler: SamplerConfig | Any) -> str:
