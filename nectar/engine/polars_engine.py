@@ -2,16 +2,22 @@
 
 Pipeline (SEMANTICS.md 2.2-2.4):
 
-1. one lazy frame of the columns the rules read, plus ``__is_root`` (no non-empty parent id, not a log event);
-2. when a rule reads ``root.`` fields or ``has-root-span``: the last root span per trace by ``arrival``, joined
-   back per trace (``__r:<column>``, ``__has_root``); for ``?.NUM_DESCENDANTS`` the span count per trace;
+1. one lazy frame of the columns the rules read, plus ``__is_root`` (no non-empty parent id, not a log event)
+   and the computed ``meta.refinery.root``;
+2. the last root span per trace by ``arrival`` (from the root rows only); ``?.NUM_DESCENDANTS`` is the span count;
 3. one boolean column per condition per span, compiled from the lowered plan (:mod:`nectar.engine.lowering`) by
    :class:`PolarsRenderer` (a ``node_<Node>`` method per IR node); ``Fields`` first-present-wins is a
-   ``when`` chain over each name's "exists" expression;
+   ``when`` chain over each name's "exists" expression; ``CheckNestedFields`` lookups are a second chain,
+   guarded by "json.Marshal of the span succeeds";
 4. ``group_by(trace_id)``: trace scope takes ``any()`` per condition and ANDs them; span scope ANDs the
-   conditions per span and takes ``any()``; the first matching rule by index decides;
-5. :func:`finish_decisions` maps rule indexes to keep/rate/reason (DeterministicSampler hashes with hashlib on the
-   trace ids that need it).
+   conditions per span and takes ``any()``. Trace-scope conditions that read only ``root.`` fields or the span
+   count are the same on every span, so they are evaluated once per trace after the group_by, on the root row
+   joined per trace (the root is joined per span only when a span-level condition reads it);
+5. the first matching rule by index decides; :func:`finish_decisions` maps rule indexes to keep/rate/reason
+   (DeterministicSampler: hashlib sha1 on the trace ids that need it).
+
+Go ``%v`` of floats and maps, ``strconv.ParseFloat`` and Go regexps (google-re2) are evaluated in Python on each
+column's distinct values and joined back as set membership (``Distinct`` nodes); the rest is native Polars.
 """
 
 from __future__ import annotations
