@@ -6,12 +6,15 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from nectar.config import DEFAULT_ALIASES
 from nectar.corpus.layout import Corpus
 from nectar.corpus.stats import FieldCatalog, field_catalog
 from nectar.corpus.synth import synth_corpus
 from nectar.errors import NectarError
+from nectar.policy import ir
 from nectar.policy.format import format_expr
 from nectar.propose.offline import propose_offline
 
@@ -127,3 +130,25 @@ def test_project_error_definition_joins_errors(catalog: FieldCatalog) -> None:
     first = p.policy.ordered_rules()[0]
     assert format_expr(first.match) == f"span(exists(db.system) and ({ERR} or status_code == 2))"
     assert any("prove.error_definition" in n.detail for n in p.notes)
+
+
+WORDS = [
+    "keep", "drop", "sample", "errors", "and", "or", ",", ";", ".", "the", "rest", "everything", "else", "at",
+    "1%", "10", "%", "1", "in", "20", "slow", "over", "5s", "500", "ms", "more", "than", "spans", "health",
+    "checks", "GET", "POST", "/api/search", "/api/*", "payments", "api", "catalog", "eu-west-1", "free-tier",
+    "users", "4xx", "5xx", "429", "except", "never", "don't", "budget", "events/s", "2k", "(", ")", "zorp",
+    "redis", "database", "failed", "namespace", "service", "1/50", "0%", "100%", "'", '"', "`", "\\", "<=", ">",
+]  # fmt: skip
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(words=st.lists(st.sampled_from(WORDS), min_size=0, max_size=14))
+def test_any_word_salad_is_a_policy_or_a_positioned_error(words: list[str], catalog: FieldCatalog) -> None:
+    intent = " ".join(words)
+    try:
+        p = propose_offline(intent, catalog, DEFAULT_ALIASES)
+    except NectarError as exc:
+        assert exc.render() and "built an invalid policy" not in exc.message  # the user's words, not a bug
+        return
+    assert p.policy.ordered_rules()[-1].match == ir.Const(True)
+    assert propose_offline(intent, catalog, DEFAULT_ALIASES).text == p.text
