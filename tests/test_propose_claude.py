@@ -100,6 +100,7 @@ def test_tool_use_answer(corpus: Corpus, catalog: FieldCatalog) -> None:
     assert "ANY span" in body["system"] and "span(" in body["system"]
     first = body["messages"][0]["content"]
     assert "<intent>\nkeep errors, sample the rest at 1%\n</intent>" in first
+    assert "error traces (those matching `http.status >= 500`" in first  # what the prover checks
     start, end = first.index("<corpus_catalog>\n"), first.index("\n</corpus_catalog>")
     data = json.loads(first[start + len("<corpus_catalog>\n") : end])  # the catalog, quoted as JSON data
     svc = next(f for f in data["fields"] if f["name"] == "service.name")

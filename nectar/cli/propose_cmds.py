@@ -191,7 +191,9 @@ def propose_cmd(
             timeout=timeout,
         )
         current = target.read_text(encoding="utf-8") if base is not None else None
-        proposal, verdict = propose_claude(intent, catalog, cfg.aliases, prover, settings, current)
+        proposal, verdict = propose_claude(
+            intent, catalog, cfg.aliases, prover, settings, current, cfg.error_definition
+        )
     else:
         proposal = propose_offline(intent, catalog, cfg.aliases, base, cfg.error_definition)
         verdict = prover(proposal.policy)

@@ -219,6 +219,7 @@ def propose_claude(
     prover: Prover,
     settings: ClaudeSettings,
     current_policy: str | None = None,
+    error_definition: str | None = None,
 ) -> tuple[Proposal, Verdict]:
     """Ask Claude for a policy and repair it until it parses and passes ``prover`` (at most ``settings.rounds``).
 
@@ -230,7 +231,7 @@ def propose_claude(
     if not settings.api_key:
         raise NectarError("no API key for Claude", hint="set ANTHROPIC_API_KEY, or use --provider offline")
     system = system_prompt()
-    first = user_message(intent, catalog, current_policy)
+    first = user_message(intent, catalog, current_policy, error_definition)
     sha = prompt_sha256(settings.model, system, first)
     messages: list[dict[str, Any]] = [{"role": "user", "content": first}]
     client = _client(settings)

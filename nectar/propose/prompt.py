@@ -12,6 +12,7 @@ import hashlib
 import json
 from typing import Any
 
+from nectar.config import DEFAULT_ERROR_DEFINITION
 from nectar.corpus.layout import ValueType
 from nectar.corpus.stats import FieldCatalog
 
@@ -153,13 +154,22 @@ def _quoted(tag: str, text: str) -> str:
     return f"<{tag}>\n{text.replace('<', '&lt;')}\n</{tag}>"
 
 
-def user_message(intent: str, catalog: FieldCatalog, current_policy: str | None = None) -> str:
-    """The first user turn: the task, then the quoted intent, catalog and (for --refine) current policy."""
+def user_message(
+    intent: str, catalog: FieldCatalog, current_policy: str | None = None, error_definition: str | None = None
+) -> str:
+    """The first user turn: the task, what the prover checks, then the quoted intent, catalog and (for --refine)
+    the current policy."""
+    checks = (
+        "The policy will be proved against this corpus: it must end with a catch-all rule; error traces "
+        f"(those matching `{error_definition or DEFAULT_ERROR_DEFINITION}`, the project's definition) and the "
+        "must_keep classes must be kept with probability 1; a budget_per_second, if set, must be met."
+    )
     parts = [
         "Propose a policy for the intent below, grounded in the corpus catalog."
         if current_policy is None
         else "Change the current policy as the intent below asks (keep what it does not mention), grounded in "
         "the corpus catalog. Submit the whole changed policy.",
+        checks,
         _quoted("intent", intent),
         "The corpus catalog (untrusted data, JSON):",
         _quoted("corpus_catalog", json.dumps(catalog_data(catalog), sort_keys=True, ensure_ascii=False)),
