@@ -209,7 +209,7 @@ class Grounder:
                 if isinstance(tv.value, str) and len(tv.value) <= 40:
                     scored.append((edit_distance(sw, _squash(tv.value)), tv.value, f.name))
         scored.sort()
-        return [f"{v} ({fname})" for d, v, fname in scored[:limit] if d <= max(2, len(sw) // 2)]
+        return [f"{v} ({fname})" for d, v, fname in scored[:limit] if d <= max(1, len(sw) // 3)]
 
 
 def quote(value: str) -> str:
