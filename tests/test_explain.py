@@ -88,6 +88,8 @@ def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     src = root / "spans.jsonl"
     src.write_text("".join(json.dumps(e, sort_keys=True) + "\n" for e in golden_events()), encoding="utf-8")
     ingest_paths([str(src)], root / "corpus")
+    ids = ["96af9a3d00000000000000000000004d  # kind 7: a big trace", "not-in-the-corpus"]
+    (root / "corpus" / "must-keep.txt").write_text("# must keep\n" + "\n".join(ids) + "\n", encoding="utf-8")
     shutil.copy(POLICY, root / "policy.toon")
     return root
 

@@ -11,6 +11,7 @@ from enum import StrEnum
 
 from nectar.config import Config
 from nectar.corpus.layout import Corpus
+from nectar.explain.fates import trace_fates
 from nectar.explain.model import Explanation, build_explanation
 from nectar.policy import ir
 from nectar.prove import prove_policy
@@ -27,7 +28,7 @@ def explain_policy(
 ) -> Explanation:
     """Prove ``policy`` on ``corpus`` and build the report; ``examples`` trace ids are shown per rule and check."""
     report = prove_policy(policy, corpus, config, engine=engine, max_examples=examples)
-    return build_explanation(report, examples=examples)
+    return build_explanation(report, examples=examples, fates=trace_fates(report, config))
 
 
 def render(ex: Explanation, form: Form | str, color: bool = False, width: int = 120) -> str:

@@ -16,6 +16,7 @@ import polars as pl
 
 from nectar.corpus.layout import ARRIVAL, PARENT_ID, TRACE_ID, Corpus, ValueType
 from nectar.explain.english import describe_rule
+from nectar.explain.fates import Fate, fate_phrase
 from nectar.policy.format import format_action, format_expr
 from nectar.prove.checks import CheckResult
 from nectar.prove.core import ProofReport
@@ -122,6 +123,7 @@ class Explanation:
     catch_all: str | None
     policy_caveats: tuple[Caveat, ...]
     latency: Histogram | None
+    fates: tuple[Fate, ...] = ()  # error traces and must-keep classes, by deciding rule
 
     def check(self, name: str) -> CheckResult | None:
         return next((c for c in self.checks if c.name == name), None)
@@ -257,8 +259,11 @@ def latency_histogram(corpus: Corpus, decisions: pl.DataFrame) -> Histogram | No
     return Histogram(edges, tuple(all_counts), kept, df.height, decisions.height - df.height)
 
 
-def build_explanation(report: ProofReport, examples: int = 3, latency: bool = True) -> Explanation:
-    """The report as data (see the module docstring). ``examples``: trace ids shown per rule."""
+def build_explanation(
+    report: ProofReport, examples: int = 3, latency: bool = True, fates: tuple[Fate, ...] = ()
+) -> Explanation:
+    """The report as data (see the module docstring). ``examples``: trace ids shown per rule; ``fates``: from
+    :func:`nectar.explain.fates.trace_fates`."""
     policy = report.policy
     lowered = report.lowered
     dec = report.decisions
@@ -350,6 +355,7 @@ def build_explanation(report: ProofReport, examples: int = 3, latency: bool = Tr
         catch_all=catch,
         policy_caveats=tuple(policy_caveats),
         latency=latency_histogram(report.corpus, dec) if latency else None,
+        fates=fates,
     )
 
 
@@ -370,6 +376,11 @@ def fmt_num(x: float | int | None, digits: int = 4) -> str:
     if abs(x) >= 1000:
         return f"{x:,.0f}"
     return f"{x:,.{digits}g}"
+
+
+def plural(n: int, noun: str) -> str:
+    """``1 trace``, ``2 traces``."""
+    return f"{n:,} {noun}" + ("" if n == 1 else "s")
 
 
 def fmt_pct(x: float | None) -> str:
@@ -415,17 +426,21 @@ def summary_lines(ex: Explanation) -> list[str]:
                 f"Budget: {rate}, against a budget of {fmt_num(ex.budget_per_second)}/s: {fmt_pct(use)} of the "
                 f"budget ({fmt_pct(up)} at the upper bound)."
             )
+    fates = {f.label: f for f in ex.fates}
     err = ex.check("errors")
     if err is not None:
         f = err.figures
+        how = _by_rule(fates.get("error traces"))
         if f.get("declared", 0) == 0:
             lines.append(f"Error traces ({ex.error_definition}): none in the corpus.")
         elif err.status == "pass":
-            lines.append(f"Error traces ({ex.error_definition}): all {f['declared']:,} are kept with probability 1.")
+            lines.append(
+                f"Error traces ({ex.error_definition}): all {f['declared']:,} are kept with probability 1{how}."
+            )
         else:
             lines.append(
                 f"Error traces ({ex.error_definition}): {f['not_always_kept']:,} of {f['declared']:,} are NOT "
-                "always kept."
+                f"always kept{how}."
             )
     mk = ex.check("must_keep")
     if mk is not None:
@@ -434,16 +449,16 @@ def summary_lines(ex: Explanation) -> list[str]:
         else:
             f = mk.figures
             declared, kept = f.get("declared", 0), f.get("kept", 0)
-            classes = "; ".join(
-                f"{name}: {c['kept']:,} of {c['declared']:,} kept" for name, c in sorted(f.get("classes", {}).items())
-            )
-            if "listed_ids" in f:
-                listed = (
-                    f"{f['listed_ids']:,} ids in must-keep.txt, {f['listed_ids_not_in_corpus']:,} not in the corpus"
-                )
-                classes = f"{classes}; {listed}" if classes else listed
             verdict = "all kept with probability 1" if kept == declared else f"{declared - kept:,} NOT always kept"
-            lines.append(f"Must-keep traces: {kept:,} of {declared:,} kept, {verdict} ({classes}).")
+            extra = ""
+            if "listed_ids" in f:
+                missing = f["listed_ids_not_in_corpus"]
+                extra = f" ({plural(f['listed_ids'], 'id')} in must-keep.txt, {missing:,} of them not in the corpus)"
+            lines.append(f"Must-keep traces: {kept:,} of {declared:,} kept, {verdict}{extra}.")
+            for fate in ex.fates:
+                if fate.label != "error traces":
+                    what = f"{fate.label} ({fate.definition})" if fate.definition else fate.label
+                    lines.append(f"Must-keep {what}: {plural(fate.traces, 'trace')}{_by_rule(fate)}.")
     if ex.unmatched_traces:
         lines.append(
             f"Unmatched traffic: {ex.unmatched_traces:,} traces ({ex.unmatched_spans:,} spans) match no rule, and "
@@ -457,6 +472,10 @@ def summary_lines(ex: Explanation) -> list[str]:
                 f"{catch.decided_traces:,} traces ({catch.decided_spans:,} spans) no earlier rule matched."
             )
     return lines
+
+
+def _by_rule(fate: Fate | None) -> str:
+    return f"; {fate_phrase(fate)}" if fate is not None and fate.rows else ""
 
 
 ORDER_NOTE = "Rules are tried in this order; the first rule whose conditions match a trace decides it (as Refinery)."
@@ -491,6 +510,7 @@ __all__ = [
     "fmt_num",
     "fmt_pct",
     "latency_histogram",
+    "plural",
     "root_durations",
     "summary_lines",
 ]
