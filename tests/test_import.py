@@ -90,12 +90,21 @@ def test_quirks_are_lifted_with_notes() -> None:
     assert rules["untyped in compares text"].match_text == 'net.peer.port not in ("80", "443")'
     assert rules["a field that is an alias name"].match_text == "exists(`duration`)"
     assert rules["has-root-span with a string"].match_text == "not has_root() and duration_ms < 3.0"
+    assert rules["untyped number"].match_text == "untyped(http.status_code >= 400)"
+    assert rules["untyped string against numbers never compares"].match_text == (
+        'untyped(http.response.status_code != "200")'
+    )
+    assert rules["int Datatype with a Value that does not convert runs untyped"].match_text == (
+        'untyped(db.system == "redis")'
+    )
+    assert rules["bool ordering runs untyped"].match_text == "untyped(error > false)"
+    assert rules["untyped span count"].match_text == "span_count() > 6"
     # errors#1, errors#2 (what compile writes for an `or`) are one policy rule again
     assert (
         rules["errors"].match_text == 'error == true or span(service.name == "frontend" and http.route contains "cart")'
     )
     assert len(result.notes) == 3
-    assert [r.priority for r in result.policy.rules] == list(range(90, -1, -10))
+    assert [r.priority for r in result.policy.rules] == list(range(140, -1, -10))
 
 
 def test_example_rules_each_environment(tmp_path: Path, corpora: list[Corpus], real_corpus: Corpus) -> None:
@@ -152,21 +161,15 @@ def _rules(body: str, tmp: Path, name: str = "r.yaml") -> Path:
 
 
 REFUSED = {
-    "untyped": (
+    "untyped-list": (
         '    RulesBasedSampler:\n      Rules:\n        - Name: "a"\n          SampleRate: 1\n          Conditions:\n'
-        '            - Field: "http.status_code"\n              Operator: ">="\n              Value: 500\n',
-        "without a Datatype is Refinery's untyped comparison",
+        '            - Field: "http.status_code"\n              Operator: ">="\n              Value: [500]\n',
+        "with a list Value never compares",
     ),
     "fields-without-alias": (
         '    RulesBasedSampler:\n      Rules:\n        - Name: "a"\n          SampleRate: 1\n          Conditions:\n'
         '            - Fields: ["a.b", "c.d"]\n              Operator: "exists"\n',
         'under [aliases] in nectar.toml, e.g. `b_any = ["a.b", "c.d"]`',
-    ),
-    "not-convertible": (
-        '    RulesBasedSampler:\n      Rules:\n        - Name: "a"\n          SampleRate: 1\n          Conditions:\n'
-        '            - Field: "x"\n              Operator: "="\n              Value: "abc"\n'
-        "              Datatype: int\n",
-        "does not convert to Datatype int",
     ),
     "string-vs-number-field": (
         '    RulesBasedSampler:\n      Rules:\n        - Name: "a"\n          SampleRate: 1\n          Conditions:\n'

@@ -95,7 +95,8 @@ def compile_cmd(
             raise typer.Exit(EXIT_CHECK_FAILED)
     write_outputs(result, rules_path, lock_path)
     for diag in result.source.policy.diagnostics:
-        warn(NectarError(diag.message, diag.span, diag.hint).render().removeprefix("error: ").replace(": error: ", ": "))
+        text = NectarError(diag.message, diag.span, diag.hint).render()
+        warn(text.removeprefix("error: ").replace(": error: ", ": "))
     n_rules = len(result.lowered.sampler.rules)
     envs = result.lock["rules"]["environments"]
     proven = result.lock["proof"]["proven"]

@@ -233,6 +233,22 @@ class _Builder:
         self.check_value_kind(field, value, op, vnode)
         return ir.Compare(field, op, value, span)
 
+    def b_untyped(self, node: Tree) -> ir.Expr:
+        """``untyped(field op value)``: no Datatype, Refinery's native type-strict comparison (SEMANTICS.md 2.6).
+
+        None of the typed checks apply: the author asked for exactly what Refinery does with such a condition."""
+        inner = node.children[0]
+        assert isinstance(inner, Tree)
+        if inner.data != "compare":
+            raise self.error("untyped(...) takes one comparison (==, !=, >, >=, <, <=)", inner)
+        fnode, optok, vnode = inner.children
+        assert isinstance(fnode, Tree) and isinstance(optok, Token) and isinstance(vnode, Tree)
+        field = self.field(fnode)
+        if field.kind is ir.FieldKind.SPAN_COUNT:
+            raise self.error("span_count() is always a whole number: write the comparison without untyped(...)", fnode)
+        op = ir.CmpOp("==" if optok.value == "=" else optok.value)
+        return ir.Compare(field, op, self.literal(vnode), self.node_span(node), untyped=True)
+
     def check_value_kind(self, field: ir.FieldRef, value: ir.Literal, op: ir.CmpOp | None, vnode: Tree) -> None:
         is_duration_field = any(f == "duration_ms" or f.endswith("_ms") for f in field.fields)
         if value.kind is ir.LitKind.DURATION and not is_duration_field:

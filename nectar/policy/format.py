@@ -53,7 +53,8 @@ def _fmt(node: object, prec: int) -> tuple[str, int]:  # pragma: no cover - ever
 
 @_fmt.register
 def _(node: ir.Compare, prec: int) -> tuple[str, int]:
-    return f"{format_field(node.field)} {node.op.value} {format_literal(node.value)}", _PREC_ATOM
+    text = f"{format_field(node.field)} {node.op.value} {format_literal(node.value)}"
+    return (f"untyped({text})" if node.untyped else text), _PREC_ATOM
 
 
 @_fmt.register

@@ -98,10 +98,14 @@ class StrOpKind(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class Compare:
+    """``field op value``. ``untyped`` (written ``untyped(field op value)``) compiles without a Datatype:
+    Refinery's type-strict comparison of native values (SEMANTICS.md 2.6), kept so imported rules stay exact."""
+
     field: FieldRef
     op: CmpOp
     value: Literal
     span: Span | None = dc_field(default=None, compare=False)
+    untyped: bool = False
 
 
 @dataclass(frozen=True, slots=True)

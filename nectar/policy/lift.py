@@ -25,10 +25,14 @@ How Refinery constructs map to the policy language:
 * a top-level ``DeterministicSampler`` -> one catch-all ``deterministic(rate=N)`` rule (compiled back to a
   top-level DeterministicSampler).
 
-Refused, with the reason: comparisons without ``Datatype`` (Refinery then compares type-strictly, which the policy
-language has no form for), conditions whose Value Refinery cannot convert to the Datatype (Refinery silently falls
-back to an untyped comparison), ``Fields`` lists without a matching alias, samplers with settings the actions
-cannot express, ``CheckNestedFields: true``, and top-level samplers other than the above.
+* comparisons Refinery runs untyped (no ``Datatype``; Datatype bool with ``>``...; a Value that does not convert to
+  the Datatype, SEMANTICS.md 2.6, 2.8) -> ``untyped(field op value)`` with the Value's own YAML type;
+* a downstream sampler's settings (``AdjustmentInterval``, ``Weight``, ``UseClusterSize``...) -> the action's
+  optional settings (``adjustment_interval=30s``, ``weight=0.5``, ``use_cluster_size=true``...).
+
+Refused, with the reason: ``Fields`` lists without a matching alias (the hint gives the ``[aliases]`` line),
+strings against fields known to hold numbers, Windowed/Total/Classic dynamic samplers, ``CheckNestedFields: true``,
+comparisons without a Value or with a list Value, and fields rules cannot see (``trace.parent_id``...).
 """
 
 from __future__ import annotations
@@ -65,7 +69,7 @@ from nectar.refinery.model import (
 _NAME = re.compile(r"[A-Za-z_@][A-Za-z0-9_@\-]*(\.[A-Za-z0-9_@\-]+)*")
 _KEYWORDS = frozenset(
     {"and", "or", "not", "in", "true", "false", "contains", "starts_with", "ends_with", "matches", "exists", "span",
-     "has_root", "span_count"}
+     "has_root", "span_count", "untyped"}
 )  # fmt: skip
 _CMP = {Operator.EQ: "==", Operator.NE: "!=", Operator.GT: ">", Operator.GE: ">=", Operator.LT: "<", Operator.LE: "<="}
 _ACTION_OF = {SamplerKind.EMA_DYNAMIC: "dynamic", SamplerKind.EMA_THROUGHPUT: "throughput"}
@@ -115,6 +119,18 @@ def _convert(value: Any, datatype: Datatype | None) -> Any:
     return _s(value)
 
 
+def _falls_back_untyped(c: Condition) -> bool:
+    """Whether Refinery runs this comparison untyped: no Datatype; Datatype bool with an ordering operator; or a
+    Value that does not convert to the Datatype (``Init()`` fails silently, SEMANTICS.md 2.8)."""
+    if c.datatype is None:
+        return True
+    if c.datatype is Datatype.BOOL:
+        return c.operator not in (Operator.EQ, Operator.NE)
+    if c.datatype in (Datatype.INT, Datatype.FLOAT):
+        return c.value is not None and not isinstance(c.value, tuple) and _convert(c.value, c.datatype) is None
+    return False
+
+
 def condition_meaning(c: Condition) -> tuple[Any, ...]:
     """What a condition tests, after Refinery's conversions; equal meanings decide every span the same."""
     op = c.operator
@@ -131,7 +147,9 @@ def condition_meaning(c: Condition) -> tuple[Any, ...]:
         dt = c.datatype or Datatype.STRING
         values = c.value if isinstance(c.value, tuple) else (c.value,)
         return (op.value, fields, dt.value, tuple(_convert(v, dt) for v in values))
-    typed = c.datatype
+    typed = None if _falls_back_untyped(c) else c.datatype
+    if typed is None and fields == ("#span_count",) and isinstance(c.value, int) and not isinstance(c.value, bool):
+        typed = Datatype.INT  # an int64 count against a YAML int: the untyped comparison is the integer one
     return (op.value, fields, typed.value if typed else None, _convert(c.value, typed) if typed else c.value)
 
 
@@ -262,16 +280,17 @@ class _Lifter:
             lits = [self.literal(_s(v)) if dt is Datatype.STRING else self.typed(c, v) for v in values]
             return f"{f} {'not in' if op is Operator.NOT_IN else 'in'} ({', '.join(lits)})"
         assert op in COMPARISON_OPERATORS
-        if c.datatype is None:
-            raise Refused(
-                f'`{op.value}` without a Datatype is Refinery\'s untyped comparison: type-strict (the string "500" '
-                "and the number 500 are neither equal nor different), and the policy language always writes a "
-                "Datatype",
-                "add the Datatype you mean (int, float, string or bool) to the condition in the rules file, and "
-                "import again",
-            )
-        if c.datatype is Datatype.BOOL and op not in (Operator.EQ, Operator.NE):
-            raise Refused(f"`{op.value}` with Datatype bool is an untyped comparison in Refinery (no typed form)")
+        if _falls_back_untyped(c):
+            # Refinery's untyped comparison: type-strict on native values (SEMANTICS.md 2.6), also what a Datatype
+            # bool ordering or a Value that does not convert to the Datatype silently becomes (2.8). The span count
+            # is an int64, so with a whole-number Value it is the integer comparison.
+            if isinstance(c.value, tuple):
+                raise Refused(f"`{op.value}` with a list Value never compares in Refinery; it has no policy form")
+            if f == "span_count()":
+                if isinstance(c.value, int) and not isinstance(c.value, bool):
+                    return f"{f} {_CMP[op]} {c.value}"
+                raise Refused("an untyped span-count comparison with a non-integer Value has no policy form")
+            return f"untyped({f} {_CMP[op]} {self.literal(c.value)})"
         return f"{f} {_CMP[op]} {self.typed(c, c.value)}"
 
     def match(self, rule: Rule, notes: list[str], label: str) -> str:

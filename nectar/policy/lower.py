@@ -84,7 +84,11 @@ def lower_atom(atom: ir.Atom) -> Condition:
     match atom:
         case ir.Compare():
             names, single = _fields(atom.field)
-            datatype = Datatype.INT if atom.field.kind is ir.FieldKind.SPAN_COUNT else _DATATYPE[atom.value.kind]
+            datatype: Datatype | None = Datatype.INT
+            if atom.field.kind is not ir.FieldKind.SPAN_COUNT:
+                datatype = _DATATYPE[atom.value.kind]
+            if atom.untyped:
+                datatype = None  # Refinery's native comparison: the YAML type of the value decides (int/float/...)
             return Condition(names, _CMP[atom.op], _value(atom.value), datatype, single)
         case ir.InList():
             names, single = _fields(atom.field)

@@ -59,7 +59,7 @@ def negate_atom(atom: ir.Atom, on_one_span: bool, span: Span | None) -> ir.Atom:
     if isinstance(atom, ir.HasRoot):
         return ir.HasRoot(not atom.negated, atom.span)
     if isinstance(atom, ir.Compare) and atom.field.kind is ir.FieldKind.SPAN_COUNT:
-        return ir.Compare(atom.field, atom.op.negated(), atom.value, atom.span)
+        return ir.Compare(atom.field, atom.op.negated(), atom.value, atom.span, atom.untyped)
     where = span or atom.span
     if not (on_one_span or _single_span(atom)):
         raise NectarError(
