@@ -295,13 +295,30 @@ def compile_policy(
         }
     else:
         proof = {"proven": False, "skipped": "--no-prove"}
-    proposal = None
+    proposal = find_proposal(source, previous_lock)
+    lock = build_lock(text.encode("utf-8"), source, lock_path, rules_path, envs, corpus_info, proof, proposal)
+    return CompileResult(source, lowered, rules, text, lock, report)
+
+
+PROPOSAL_SIDECAR = Path(".nectar") / "proposal.json"  # written by `nectar propose` beside the policy
+
+
+def find_proposal(source: PolicySource, previous_lock: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """Which model proposed this exact policy (canonical form), if known: from the previous lock, else from the
+    sidecar ``.nectar/proposal.json`` that ``nectar propose`` writes beside the policy."""
     if previous_lock is not None and isinstance(previous_lock.get("proposal"), dict):
         prev_policy = previous_lock.get("policy")
         if isinstance(prev_policy, dict) and prev_policy.get("canonical_sha256") == source.canonical_sha256:
-            proposal = previous_lock["proposal"]
-    lock = build_lock(text.encode("utf-8"), source, lock_path, rules_path, envs, corpus_info, proof, proposal)
-    return CompileResult(source, lowered, rules, text, lock, report)
+            return dict(previous_lock["proposal"])
+    try:
+        side = json.loads((source.path.parent / PROPOSAL_SIDECAR).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if isinstance(side, dict) and side.get("policy_canonical_sha256") == source.canonical_sha256:
+        model, prompt = side.get("model"), side.get("prompt_sha256")
+        if isinstance(model, str) and isinstance(prompt, str):
+            return {"model": model, "prompt_sha256": prompt}
+    return None
 
 
 # ---------------------------------------------------------------------------------------------------- lock I/O

@@ -392,3 +392,33 @@ def test_write_outputs_api(tmp_path: Path) -> None:
     write_outputs(result, tmp_path / "r.yaml", tmp_path / "l.lock")
     assert (tmp_path / "r.yaml").read_text() == result.rules_text
     assert read_lock(tmp_path / "l.lock") == result.lock
+
+
+def test_proposal_sidecar_is_locked(tmp_path: Path) -> None:
+    """`nectar propose` leaves .nectar/proposal.json beside the policy; compile locks it when the policy matches."""
+    import hashlib
+
+    from nectar.policy.format import format_policy
+
+    proj = _project(tmp_path)
+    canonical = format_policy(load_policy(proj / "policy.toon"))
+    side = proj / ".nectar" / "proposal.json"
+    side.parent.mkdir()
+    side.write_text(
+        json.dumps(
+            {
+                "model": "m-1",
+                "prompt_sha256": "cd" * 32,
+                "policy": "policy.toon",
+                "policy_canonical_sha256": hashlib.sha256(canonical.encode()).hexdigest(),
+            }
+        )
+    )
+    assert _run(proj, "compile", "--no-prove") == 0
+    lock = read_lock(proj / "nectar.lock")
+    assert lock is not None and lock["proposal"] == {"model": "m-1", "prompt_sha256": "cd" * 32}
+    side.write_text(json.dumps({"model": "m-2", "prompt_sha256": "x", "policy_canonical_sha256": "other"}))
+    (proj / "nectar.lock").unlink()
+    assert _run(proj, "compile", "--no-prove") == 0
+    lock = read_lock(proj / "nectar.lock")
+    assert lock is not None and lock["proposal"] is None
