@@ -50,7 +50,10 @@ def compile_cmd(
     output: Path | None = typer.Option(None, "-o", "--output", help="Rules file to write (default: project.rules)."),
     lock: Path | None = typer.Option(None, "--lock", help="Lockfile to write (default: project.lock)."),
     env: list[str] = typer.Option(
-        [], "--env", help="Environment to write the rules under (repeatable; default: compile.environments)."
+        [],
+        "--env",
+        metavar="NAME",
+        help="Environment to write the rules under (repeatable; default: compile.environments).",
     ),
     locked: bool = typer.Option(
         False, "--locked", help="Fail (exit 1, write nothing) if the output would differ from the lockfile."
