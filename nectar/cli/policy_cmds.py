@@ -63,6 +63,10 @@ error_definition = "http.status >= 500"
 [compile]
 # Refinery environments (or Classic datasets) the compiled RulesBasedSampler is written under.
 environments = ["__default__"]
+
+[propose]
+# The Claude model `nectar propose` uses when ANTHROPIC_API_KEY is set (also --model or NECTAR_MODEL).
+# model = "claude-sonnet-5-5"
 """
 
 GITIGNORE = """\
