@@ -245,3 +245,46 @@ def test_sample_corpus_quick_start(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     assert "Keeps every trace in which any span has an HTTP status" in text
     assert main(["explain", "--format", "html", "-o", "waggle.html"]) == 0
     assert (tmp_path / "demo" / "waggle.html").read_text(encoding="utf-8").count("<svg") == 4
+
+
+EDGE_POLICY = """nectar_policy{version,name,rules}:
+  1
+  edge
+  rules[4]{name,description,match,action,priority}:
+    dyn,adaptive,"service.name == \\"api\\"","dynamic(rate=10, keys=(service.name))",10
+    thr,capped,error == true,"throughput(per_second=5, keys=(service.name))",5
+    never,off,false,keep,3
+    det,hashed,exists(x),deterministic(rate=4),1
+"""
+
+
+@pytest.fixture(scope="module")
+def edge_explanations(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Explanation]:
+    """A policy with stateful samplers, a `false` rule, no catch-all and no budget, on an empty corpus and on a
+    corpus of one span (time window 0 s)."""
+    from nectar.corpus.synth import synth_corpus
+    from nectar.policy import parse_policy
+
+    root = tmp_path_factory.mktemp("explain-edge")
+    synth_corpus(root / "empty", spans=0, seed=1)
+    src = root / "one.jsonl"
+    src.write_text(json.dumps(_span("t1", "a", None, 0, "api", 5.0)) + "\n", encoding="utf-8")
+    ingest_paths([str(src)], root / "one")
+    policy = parse_policy(EDGE_POLICY, "edge.toon")
+    return {name: explain_policy(policy, Corpus.open(root / name), Config()) for name in ("empty", "one")}
+
+
+@pytest.mark.parametrize("corpus", ["empty", "one"])
+def test_edge_cases_render_in_every_form(edge_explanations: dict[str, Explanation], corpus: str) -> None:
+    ex = edge_explanations[corpus]
+    text, md, html = (render(ex, f) for f in ("text", "md", "html"))
+    assert "Never applies: its match is false" in text and "Never applies: its match is false" in md
+    assert "% of budget" not in text and "% of budget" not in md  # the policy sets no budget
+    assert "Sampler EMADynamicSampler" in text and "EMADynamicSampler" in md and "EMADynamicSampler" in html
+    if corpus == "empty":
+        assert "The corpus holds no traces" in text
+        assert ex.latency is None and html.count("<svg") == 3
+    else:
+        assert "Unmatched traffic" not in text  # dyn decides the one trace
+        assert "the corpus time window is 0 s" in text
+        assert ex.latency is not None and html.count("<svg") == 4

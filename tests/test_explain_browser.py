@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 
 from nectar.explain import Explanation, render
-from tests.test_explain import explanation, workdir  # noqa: F401  (module fixtures, reused)
+from tests.test_explain import edge_explanations, explanation, workdir  # noqa: F401  (module fixtures, reused)
 
 BROWSERS = ("chromium", "chromium-browser", "google-chrome", "chrome")
 FLAGS = (
@@ -169,13 +169,29 @@ def load_in_chromium(html_path: Path, profile: Path) -> tuple[list[dict[str, Any
         dt.close()
 
 
-def test_html_report_renders_in_chromium(explanation: Explanation, tmp_path: Path) -> None:  # noqa: F811
+def _check_page(html: str, tmp_path: Path, expected: list[str], placeholders: tuple[str, ...] = ()) -> None:
+    """``placeholders``: charts that have no data here and show a sentence instead of marks."""
+    tmp_path.mkdir(parents=True, exist_ok=True)
     page = tmp_path / "waggle.html"
-    page.write_text(render(explanation, "html"), encoding="utf-8")
+    page.write_text(html, encoding="utf-8")
     charts, errors, urls = load_in_chromium(page, tmp_path / "profile")
     assert errors == []
     assert [u for u in urls if not u.startswith(("file:", "data:", "about:"))] == []
-    assert [c["id"] for c in charts] == ["kept-volume", "budget", "latency", "decisions"]
+    assert [c["id"] for c in charts] == expected
     for c in charts:
         assert c["svg"] and c["width"] > 100 and c["height"] > 50, c
-        assert c["paths"] >= 3 and c["texts"] >= 3, c
+        if c["id"] in placeholders:
+            assert c["paths"] >= 1 and c["texts"] >= 1, c
+        else:
+            assert c["paths"] >= 3 and c["texts"] >= 3, c
+
+
+def test_html_report_renders_in_chromium(explanation: Explanation, tmp_path: Path) -> None:  # noqa: F811
+    _check_page(render(explanation, "html"), tmp_path, ["kept-volume", "budget", "latency", "decisions"])
+
+
+def test_edge_case_pages_render_in_chromium(edge_explanations: dict[str, Explanation], tmp_path: Path) -> None:  # noqa: F811
+    """An empty corpus (no latency chart) and a one-span corpus (no rate): still no errors, every chart drawn."""
+    empty, one = (render(edge_explanations[k], "html") for k in ("empty", "one"))
+    _check_page(empty, tmp_path / "empty", ["kept-volume", "budget", "decisions"], placeholders=("budget",))
+    _check_page(one, tmp_path / "one", ["kept-volume", "budget", "latency", "decisions"], placeholders=("budget",))

@@ -81,7 +81,7 @@ def test_action_sentences(match: str, action: ir.Action, first: bool, sentence: 
         ("not exists(root.db.system)", "also true for root-less traces"),
         ('http.route matches "^/x"', "RE2 syntax, unanchored"),
         ("error == true or http.status >= 500", "Or: becomes 2 consecutive Refinery rules"),
-        ("false", "This rule never matches"),
+        ("false", "left out of the Refinery rules"),
     ],
 )
 def test_notes(match: str, note: str) -> None:

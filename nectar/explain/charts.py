@@ -23,7 +23,7 @@ from matplotlib import rc_context
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-from nectar.explain.model import KEEP_LABELS, KEEP_ORDER, Explanation, fmt_num, fmt_pct
+from nectar.explain.model import KEEP_LABELS, KEEP_ORDER, Explanation, fmt_num, fmt_pct, plural
 
 COLORS = {"true": "#2e7d32", "sampled": "#f2a900", "false": "#9e9e9e"}
 ALL_COLOR = "#5c7c99"
@@ -135,6 +135,8 @@ def budget_chart(ex: Explanation) -> Chart:
             f"expected {fmt_num(ex.expected_per_second)}/s, 95% upper bound {fmt_num(ex.upper95_per_second)}/s, "
             f"budget {fmt_num(ex.budget_per_second)}/s"
         )
+    elif ex.expected_per_second is None:
+        alt = "no rate: the corpus time window is 0 s"
     else:
         alt = f"expected {fmt_num(ex.expected_per_second)}/s; no budget set"
     return Chart("budget", "Budget use", alt, _svg("budget", draw, _h(max(len(rows), 1))))
@@ -162,8 +164,8 @@ def latency_chart(ex: Explanation) -> Chart | None:
         ax.set_title("Latency: kept traces against all traces")
 
     alt = (
-        f"root span durations of {h.traces:,} traces; expected kept {fmt_num(math.fsum(h.kept))}; "
-        f"{h.without_root:,} traces without a root span are not shown"
+        f"root span durations of {plural(h.traces, 'trace')}; expected kept {fmt_num(math.fsum(h.kept))}; "
+        f"{plural(h.without_root, 'trace')} without a root span are not shown"
     )
     return Chart("latency", "Latency of kept traces against all traces", alt, _svg("latency", draw, 3.2))
 
@@ -183,7 +185,7 @@ def decisions_chart(ex: Explanation) -> Chart:
         ax.set_xlim(0, 1.3)
         ax.set_xticks([0, 0.25, 0.5, 0.75, 1.0], ["0%", "25%", "50%", "75%", "100%"])
         for i, r in enumerate(ex.rules):
-            ax.text(1.01, i, f"{r.decided_traces:,} traces", va="center", fontsize=8)
+            ax.text(1.01, i, f"{plural(r.decided_traces, 'trace')}", va="center", fontsize=8)
         ax.set_xlabel("share of the traces the rule decided")
         ax.legend(frameon=False, ncols=3, loc="lower center", bbox_to_anchor=(0.4, 1.0))
         ax.set_title("Decisions by rule", pad=22)

@@ -352,7 +352,7 @@ def _notes(expr: ir.Expr, action: ir.Action, first: bool) -> list[str]:
             "Stateful sampler: the rate adapts to traffic; the budget figures use its goal as an approximation."
         )
     if not clauses:
-        notes.append("This rule never matches (its match is false); it is left out of the Refinery rules.")
+        notes.append("It is left out of the Refinery rules.")
     return list(dict.fromkeys(notes))
 
 
@@ -363,6 +363,10 @@ def _atom_text(a: ir.Atom) -> str:
 def describe_rule(rule: ir.PolicyRule, first: bool) -> RuleText:
     """The rule as one English sentence plus notes. ``first``: no earlier rule can have decided the trace."""
     qual = describe_match(rule.match)
+    if not normalize(rule.match):
+        return RuleText(
+            "Never applies: its match is false, so it decides no trace.", tuple(_notes(rule.match, rule.action, first))
+        )
     if qual == "":
         every = "every trace" if first else "every remaining trace (those no earlier rule decided)"
         some = "all traces" if first else "the remaining traces (those no earlier rule decided)"

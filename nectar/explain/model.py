@@ -157,13 +157,19 @@ def _compact_condition(c: Condition) -> str:
     return f"{fields} {op}{value}{dtype}"
 
 
+def _param(v: Any) -> str:
+    if isinstance(v, (list, tuple)):
+        return "[" + ", ".join(scalar(x) for x in v) + "]"
+    return scalar(v) if isinstance(v, (str, int, float, bool)) else str(v)
+
+
 def compact_rule(rule: Rule) -> str:
     """One Refinery rule on one line: ``name: [scope span:] cond AND cond -> SampleRate N`` (or Drop, Sampler)."""
     conds = " AND ".join(_compact_condition(c) for c in rule.conditions or ()) or "(no conditions: every trace)"
     scope = "Scope span: " if rule.scope == "span" else ""
     if rule.samplers:
         s = rule.samplers[0]
-        params = ", ".join(f"{k}={v}" for k, v in sorted(s.params.items()))
+        params = ", ".join(f"{k}={_param(v)}" for k, v in sorted(s.params.items()))
         action = f"Sampler {s.kind}({params})"
     elif rule.drop:
         action = "Drop"
@@ -383,6 +389,19 @@ def plural(n: int, noun: str) -> str:
     return f"{n:,} {noun}" + ("" if n == 1 else "s")
 
 
+def traces_spans(traces: int, spans: int) -> str:
+    """``8 traces (16 spans)``."""
+    return f"{plural(traces, 'trace')} ({plural(spans, 'span')})"
+
+
+def corpus_phrase(ex: Explanation) -> str:
+    """``50,000 spans, 9,257 traces over 3,600 s, the corpus is 1 in 1 of traffic; engine polars``."""
+    return (
+        f"{plural(ex.corpus_spans, 'span')}, {plural(ex.corpus_traces, 'trace')} over {fmt_num(ex.window_seconds)} s, "
+        f"the corpus is 1 in {ex.sample_rate:g} of traffic; engine {ex.engine}"
+    )
+
+
 def fmt_pct(x: float | None) -> str:
     """A share (0..1) as a percentage; tiny non-zero shares are not shown as 0%."""
     if x is None:
@@ -403,9 +422,11 @@ def summary_lines(ex: Explanation) -> list[str]:
     kept_t = ex.by_keep["true"]["traces"]
     sampled_t = ex.by_keep["sampled"]["traces"]
     dropped_t = ex.by_keep["false"]["traces"]
+    if ex.total_traces == 0:
+        return ["The corpus holds no traces: there is nothing to decide. Ingest traces with `nectar ingest`."]
     share = ex.expected_kept_spans / ex.total_spans if ex.total_spans else 0.0
     lines.append(
-        f"Volume: of {ex.total_traces:,} traces ({ex.total_spans:,} spans), {kept_t:,} are always kept, "
+        f"Volume: of {traces_spans(ex.total_traces, ex.total_spans)}, {kept_t:,} are always kept, "
         f"{sampled_t:,} are sampled and {dropped_t:,} are always dropped; expected kept: "
         f"{fmt_num(ex.expected_kept_traces)} traces, {fmt_num(ex.expected_kept_spans)} spans ({fmt_pct(share)} "
         f"of spans), so {fmt_pct(1 - share)} of the event volume is dropped."
@@ -461,7 +482,7 @@ def summary_lines(ex: Explanation) -> list[str]:
                     lines.append(f"Must-keep {what}: {plural(fate.traces, 'trace')}{_by_rule(fate)}.")
     if ex.unmatched_traces:
         lines.append(
-            f"Unmatched traffic: {ex.unmatched_traces:,} traces ({ex.unmatched_spans:,} spans) match no rule, and "
+            f"Unmatched traffic: {traces_spans(ex.unmatched_traces, ex.unmatched_spans)} match no rule, and "
             "Refinery keeps them all (add a catch-all rule, match `true`, to decide them)."
         )
     else:
@@ -469,7 +490,7 @@ def summary_lines(ex: Explanation) -> list[str]:
         if catch is not None:
             lines.append(
                 f"Unmatched traffic: no trace goes undecided; the catch-all {catch.name!r} decides the "
-                f"{catch.decided_traces:,} traces ({catch.decided_spans:,} spans) no earlier rule matched."
+                f"{traces_spans(catch.decided_traces, catch.decided_spans)} no earlier rule matched."
             )
     return lines
 
@@ -489,9 +510,20 @@ def check_examples(c: CheckResult) -> list[str]:
     """One line per counterexample trace of a check."""
     return [
         f"trace {ce.trace_id}: decided by {ce.rule or 'no rule'} ({ce.reason}; keep={ce.keep}, rate={ce.rate}), "
-        f"{ce.spans} spans"
+        f"{plural(ce.spans, 'span')}"
         for ce in c.counterexamples
     ]
+
+
+def kept_line(ex: Explanation, r: RuleView) -> str:
+    """A rule's kept volume in words: expected spans, events/s, its shares of kept volume and of the budget."""
+    text = f"{fmt_num(r.expected_kept_spans)} spans expected"
+    if r.kept_events_per_sec is not None:
+        text += f", {fmt_num(r.kept_events_per_sec)} events/s"
+    text += f": {fmt_pct(r.kept_share)} of kept volume"
+    if ex.budget_per_second is not None:
+        text += f", {fmt_pct(r.budget_share)} of the budget"
+    return text
 
 
 __all__ = [
@@ -507,10 +539,13 @@ __all__ = [
     "check_examples",
     "check_label",
     "compact_rule",
+    "corpus_phrase",
     "fmt_num",
     "fmt_pct",
+    "kept_line",
     "latency_histogram",
     "plural",
     "root_durations",
     "summary_lines",
+    "traces_spans",
 ]

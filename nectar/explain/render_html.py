@@ -20,6 +20,7 @@ from nectar.explain.model import (
     RuleView,
     check_examples,
     check_label,
+    corpus_phrase,
     fmt_num,
     fmt_pct,
     summary_lines,
@@ -77,7 +78,7 @@ def _caveats(items: tuple[Caveat, ...]) -> str:
     return '<ul class="caveats">' + "".join(rows) + "</ul>"
 
 
-def _rule(r: RuleView) -> str:
+def _rule(ex: Explanation, r: RuleView) -> str:
     out = [f'<section class="rule" id="rule-{r.position}">']
     out.append(
         f"<h3>{r.position}. {_e(r.name)}<span class='tag'>{_e(r.action)}</span>"
@@ -96,8 +97,9 @@ def _rule(r: RuleView) -> str:
         ("expected kept spans", fmt_num(r.expected_kept_spans)),
         ("kept events/s", fmt_num(r.kept_events_per_sec)),
         ("share of kept volume", fmt_pct(r.kept_share)),
-        ("share of the budget", fmt_pct(r.budget_share)),
     ]
+    if ex.budget_per_second is not None:
+        figures.append(("share of the budget", fmt_pct(r.budget_share)))
     out.append("<table><tr>" + "".join(f'<th class="num">{_e(k)}</th>' for k, _ in figures) + "</tr>")
     out.append("<tr>" + "".join(f'<td class="num">{_e(v)}</td>' for _, v in figures) + "</tr></table>")
     if r.clauses:
@@ -150,8 +152,7 @@ def render_html(ex: Explanation) -> str:
         "<body><main>",
         f"<h1>Waggle report: {_e(ex.policy_name)} <span class='verdict {verdict}'>{verdict_text}</span></h1>",
         f'<p class="meta">Policy <code>{_e(ex.policy_path)}</code> on corpus <code>{_e(ex.corpus_path)}</code>: '
-        f"{ex.corpus_spans:,} spans, {ex.corpus_traces:,} traces over {fmt_num(ex.window_seconds)} s, the corpus "
-        f"is 1 in {ex.sample_rate:g} of traffic; engine {_e(ex.engine)}.</p>",
+        f"{_e(corpus_phrase(ex))}.</p>",
     ]
     if ex.policy_description:
         parts.append(f'<p class="author">{_e(ex.policy_description)}</p>')
@@ -169,7 +170,7 @@ def render_html(ex: Explanation) -> str:
     parts.append("</div>")
     parts.append("<h2>Rules, in evaluation order</h2>")
     parts.append(f"<p>{_e(ORDER_NOTE)}</p>")
-    parts.extend(_rule(r) for r in ex.rules)
+    parts.extend(_rule(ex, r) for r in ex.rules)
     parts.append(
         "<footer>Made by <code>nectar explain --format html</code>. Figures are Refinery's decisions replayed on the "
         "corpus; sampled traces count with their keep probability (1/rate).</footer>"

@@ -17,9 +17,12 @@ from nectar.explain.model import (
     RuleView,
     check_examples,
     check_label,
+    corpus_phrase,
     fmt_num,
     fmt_pct,
+    kept_line,
     summary_lines,
+    traces_spans,
 )
 
 _ACTIVE = re.compile(r"[\\`*\[\]|~]|<(?=[A-Za-z/!?])|(?<![A-Za-z0-9])_|_(?![A-Za-z0-9])")
@@ -49,7 +52,7 @@ def _caveats(items: tuple[Caveat, ...]) -> list[str]:
     return out
 
 
-def _rule(r: RuleView) -> list[str]:
+def _rule(ex: Explanation, r: RuleView) -> list[str]:
     out = [f"### {r.position}. {md_text(r.name)}: {md_code(r.action)}, priority {r.priority}", ""]
     if r.description:
         out += [f"> {md_text(r.description)}", ""]
@@ -57,14 +60,11 @@ def _rule(r: RuleView) -> list[str]:
     out.append(f"- match: {md_code(r.match)}")
     out += [f"- note: {md_text(n)}" for n in r.notes]
     outcome = ", ".join(f"{r.by_keep[k]:,} {KEEP_LABELS[k]}" for k in KEEP_ORDER)
-    out.append(f"- decided: {r.decided_traces:,} traces ({r.decided_spans:,} spans): {outcome}")
+    out.append(f"- decided: {traces_spans(r.decided_traces, r.decided_spans)}: {outcome}")
     for c in r.clauses:
         prefix = f"{md_code(c.name)} " if len(r.clauses) > 1 else ""
-        out.append(f"- matched: {prefix}{c.matched_traces:,} traces ({c.matched_spans:,} spans)")
-    out.append(
-        f"- kept: {fmt_num(r.expected_kept_spans)} spans expected, {fmt_num(r.kept_events_per_sec)} events/s: "
-        f"{fmt_pct(r.kept_share)} of kept volume, {fmt_pct(r.budget_share)} of the budget"
-    )
+        out.append(f"- matched: {prefix}{traces_spans(c.matched_traces, c.matched_spans)}")
+    out.append(f"- kept: {kept_line(ex, r)}")
     if r.examples:
         out.append("- example traces: " + ", ".join(md_code(t) for t in r.examples))
     out += _caveats(r.caveats)
@@ -88,7 +88,8 @@ def _rule(r: RuleView) -> list[str]:
 
 def _rules_table(ex: Explanation) -> list[str]:
     head = ["rule", "action", "matched", "decided", *[KEEP_LABELS[k] for k in KEEP_ORDER]]
-    head += ["kept ev/s", "% of kept", "% of budget"]
+    budget = ex.budget_per_second is not None
+    head += ["kept ev/s", "% of kept", *(["% of budget"] if budget else [])]
     out = ["| " + " | ".join(head) + " |", "|---|---|" + "---:|" * (len(head) - 2)]
     for r in ex.rules:
         cells = [
@@ -99,12 +100,12 @@ def _rules_table(ex: Explanation) -> list[str]:
             *[fmt_num(r.by_keep[k]) for k in KEEP_ORDER],
             fmt_num(r.kept_events_per_sec),
             fmt_pct(r.kept_share),
-            fmt_pct(r.budget_share),
+            *([fmt_pct(r.budget_share)] if budget else []),
         ]
         out.append("| " + " | ".join(cells) + " |")
     if ex.unmatched_traces:
         n = fmt_num(ex.unmatched_traces)
-        out.append(f"| (no rule) | `keep` | - | {n} | {n} | 0 | 0 | - | - | - |")
+        out.append(f"| (no rule) | `keep` | - | {n} | {n} | 0 | 0 | - | - |" + (" - |" if budget else ""))
     return out
 
 
@@ -114,9 +115,7 @@ def render_md(ex: Explanation) -> str:
     out = [
         f"## Waggle report: {md_text(ex.policy_name)} ({verdict})",
         "",
-        f"Policy {md_code(ex.policy_path)} on corpus {md_code(ex.corpus_path)}: {ex.corpus_spans:,} spans, "
-        f"{ex.corpus_traces:,} traces over {fmt_num(ex.window_seconds)} s, the corpus is 1 in {ex.sample_rate:g} "
-        f"of traffic; engine {ex.engine}.",
+        f"Policy {md_code(ex.policy_path)} on corpus {md_code(ex.corpus_path)}: {md_text(corpus_phrase(ex))}.",
         "",
     ]
     if ex.policy_description:
@@ -134,7 +133,7 @@ def render_md(ex: Explanation) -> str:
     out += _rules_table(ex)
     out.append("")
     for r in ex.rules:
-        out += _rule(r)
+        out += _rule(ex, r)
     out.append("Made by `nectar explain --format md`; `--format html` draws the charts.")
     return "\n".join(out).rstrip("\n") + "\n"
 

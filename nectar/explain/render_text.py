@@ -21,9 +21,12 @@ from nectar.explain.model import (
     RuleView,
     check_examples,
     check_label,
+    corpus_phrase,
     fmt_num,
     fmt_pct,
+    kept_line,
     summary_lines,
+    traces_spans,
 )
 
 STATUS_STYLE = {"pass": "bold green", "fail": "bold red", "skip": "yellow"}
@@ -62,10 +65,12 @@ def _rules_table(ex: Explanation) -> Table:
         *[(KEEP_LABELS[k], "right") for k in KEEP_ORDER],
         ("kept ev/s", "right"),
         ("% of kept", "right"),
-        ("% of budget", "right"),
     ]
+    if ex.budget_per_second is not None:
+        cols.append(("% of budget", "right"))
     for n, (name, just) in enumerate(cols):
-        table.add_column(name, justify=just, overflow="fold", no_wrap=n < 2)  # type: ignore[arg-type]
+        # numbers and rule names never wrap; a long action (dynamic(...)) folds within its column
+        table.add_column(name, justify=just, overflow="fold", no_wrap=n != 1, max_width=26 if n == 1 else None)  # type: ignore[arg-type]
     for r in ex.rules:
         table.add_row(
             f"{r.position}. {r.name}",
@@ -75,14 +80,14 @@ def _rules_table(ex: Explanation) -> Table:
             *[fmt_num(r.by_keep[k]) for k in KEEP_ORDER],
             fmt_num(r.kept_events_per_sec),
             fmt_pct(r.kept_share),
-            fmt_pct(r.budget_share),
+            *([fmt_pct(r.budget_share)] if ex.budget_per_second is not None else []),
         )
     if ex.unmatched_traces:
         table.add_row("(no rule)", "keep", "-", fmt_num(ex.unmatched_traces), fmt_num(ex.unmatched_traces), "0", "0")
     return table
 
 
-def _rule(con: Console, r: RuleView) -> None:
+def _rule(con: Console, ex: Explanation, r: RuleView) -> None:
     head = Text(f"{r.position}. {r.name}", style="bold cyan")
     head.append(f"  [{r.action}, priority {r.priority}]", style="dim")
     if r.description:
@@ -95,18 +100,17 @@ def _rule(con: Console, r: RuleView) -> None:
     for line in r.refinery_compact or ("(no Refinery rule: the match is false)",):
         _bullet(con, "Refinery:", line, 3, "dim")
     outcome = ", ".join(f"{r.by_keep[k]:,} {KEEP_LABELS[k]}" for k in KEEP_ORDER)
-    _bullet(con, "decided:", f"{r.decided_traces:,} traces ({r.decided_spans:,} spans): {outcome}", 3, "dim")
+    _bullet(con, "decided:", f"{traces_spans(r.decided_traces, r.decided_spans)}: {outcome}", 3, "dim")
     for c in r.clauses:
         prefix = f"{c.name} " if len(r.clauses) > 1 else ""
-        _bullet(con, "matched:", f"{prefix}{c.matched_traces:,} traces ({c.matched_spans:,} spans)", 3, "dim")
-    _bullet(
-        con,
-        "kept:",
-        f"{fmt_num(r.expected_kept_spans)} spans expected, {fmt_num(r.kept_events_per_sec)} events/s: "
-        f"{fmt_pct(r.kept_share)} of kept volume, {fmt_pct(r.budget_share)} of the budget",
-        3,
-        "dim",
-    )
+        _bullet(
+            con,
+            "matched:",
+            f"{prefix}{traces_spans(c.matched_traces, c.matched_spans)}",
+            3,
+            "dim",
+        )
+    _bullet(con, "kept:", kept_line(ex, r), 3, "dim")
     if r.examples:
         _bullet(con, "examples:", ", ".join(r.examples), 3, "dim")
     _caveats(con, r.caveats, 3)
@@ -131,9 +135,7 @@ def render_text(ex: Explanation, color: bool = False, width: int = 120) -> str:
     con.print(title)
     con.print(
         Text(
-            f"Policy {ex.policy_path} on corpus {ex.corpus_path}: {ex.corpus_spans:,} spans, {ex.corpus_traces:,} "
-            f"traces over {fmt_num(ex.window_seconds)} s, the corpus is 1 in {ex.sample_rate:g} of traffic; "
-            f"engine {ex.engine}.",
+            f"Policy {ex.policy_path} on corpus {ex.corpus_path}: {corpus_phrase(ex)}.",
             style="dim",
         )
     )
@@ -162,7 +164,7 @@ def render_text(ex: Explanation, color: bool = False, width: int = 120) -> str:
     _para(con, ORDER_NOTE, 0, "dim")
     con.print()
     for r in ex.rules:
-        _rule(con, r)
+        _rule(con, ex, r)
     text = buf.getvalue()
     return "\n".join(line.rstrip() for line in text.splitlines()).rstrip("\n") + "\n"
 
