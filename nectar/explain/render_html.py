@@ -74,7 +74,8 @@ def _caveats(items: tuple[Caveat, ...]) -> str:
     rows = []
     for c in items:
         hint = f"<br><small>hint: {_e(c.hint)}</small>" if c.hint else ""
-        rows.append(f'<li><span class="{_e(c.severity)}">{_e(c.code)}</span> {_e(c.message)}{hint}</li>')
+        label = f"{c.severity} {c.code}"
+        rows.append(f'<li><span class="{_e(c.severity)}">{_e(label)}</span> {_e(c.message)}{hint}</li>')
     return '<ul class="caveats">' + "".join(rows) + "</ul>"
 
 
@@ -88,6 +89,8 @@ def _rule(ex: Explanation, r: RuleView) -> str:
         out.append(f'<p class="author">{_e(r.description)}</p>')
     out.append(f'<p class="sentence">{_e(r.sentence)}</p>')
     out.append(f"<p>Match: <code>{_e(r.match)}</code></p>")
+    for line in r.refinery_compact:
+        out.append(f"<p>Refinery: <code>{_e(line)}</code></p>")
     if r.notes:
         out.append('<ul class="notes">' + "".join(f"<li>{_e(n)}</li>" for n in r.notes) + "</ul>")
     figures = [
