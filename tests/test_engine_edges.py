@@ -65,3 +65,19 @@ def test_empty_corpus(engine: str, tmp_path: Path) -> None:
     corpus = Corpus.open(out)
     rules = RulesBasedSampler(rules=(Rule("r", (Condition(("x",), Operator.EXISTS),), sample_rate=1),))
     assert _rows(rules, corpus, engine) == []
+
+
+def test_go_v_fast_agrees_with_gostr() -> None:
+    import math
+    import random
+    import struct
+
+    from nectar.engine.lowering import go_v_fast
+
+    rnd = random.Random(9)
+    vals = [struct.unpack("d", struct.pack("Q", rnd.getrandbits(64)))[0] for _ in range(20000)]
+    vals += [
+        round(rnd.random() * 10 ** rnd.randint(-6, 8), rnd.randint(0, 6)) * rnd.choice([1, -1]) for _ in range(20000)
+    ]
+    vals += [1e-4, 0.0001, 999999.5, 999999.9999999999, 1e6, -1e-4, 0.00009999, 0.0, -0.0, math.nan, math.inf, 5.0]
+    assert [go_v_fast(v) for v in vals] == [gostr.go_v(v) for v in vals]
