@@ -42,8 +42,6 @@ from nectar.refinery.model import (
     SamplerKind,
 )
 
-# Fields Refinery consumes to find trace ids and roots: invisible to conditions (SEMANTICS.md 2.1, PR #1760).
-HIDDEN_FIELDS = frozenset({"trace.parent_id", "parentId", "trace.trace_id", "traceId"})
 META_ROOT = "meta.refinery.root"
 SIGNAL_TYPE = "meta.signal_type"
 UINT64_MASK = 2**64 - 1
