@@ -82,6 +82,7 @@ def test_action_sentences(match: str, action: ir.Action, first: bool, sentence: 
         ('http.route matches "^/x"', "RE2 syntax, unanchored"),
         ("error == true or http.status >= 500", "Or: becomes 2 consecutive Refinery rules"),
         ("false", "left out of the Refinery rules"),
+        ("untyped(http.status_code >= 500)", "Untyped: `untyped(http.status_code >= 500)` compares without a Datatype"),
     ],
 )
 def test_notes(match: str, note: str) -> None:
@@ -91,7 +92,13 @@ def test_notes(match: str, note: str) -> None:
 
 @pytest.mark.parametrize(
     "match",
-    ['span(service.name == "api" and error == true)', "http.status >= 500", "http.status != 200", "span_count() != 3"],
+    [
+        'span(service.name == "api" and error == true)',
+        "http.status >= 500",
+        "http.status != 200",
+        "span_count() != 3",
+        'untyped(service.name != "web")',
+    ],
 )
 def test_no_missing_field_note_where_refinery_reads_none(match: str) -> None:
     # span groups need one span with both; numeric != is false on a missing field (SEMANTICS.md 2.5)
@@ -118,6 +125,7 @@ ATOMS = [
     "root.duration > 2s",
     "duration <= 100ms",
     "`odd field` != 3",
+    'untyped(service.name != "web")',
 ]
 
 

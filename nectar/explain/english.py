@@ -325,13 +325,20 @@ def _notes(expr: ir.Expr, action: ir.Action, first: bool) -> list[str]:
             continue
         # SEMANTICS.md 2.5: does-not-contain and not-in are true on a missing field; != only as a string compare.
         nil_true = isinstance(a, (ir.StringOp, ir.InList)) or (
-            isinstance(a, ir.Compare) and a.value.kind is ir.LitKind.STRING
+            isinstance(a, ir.Compare) and a.value.kind is ir.LitKind.STRING and not a.untyped
         )
         if nil_true and _negative(a):
             where = "a root span" if a.field.root else "a span"
             notes.append(
                 f"Missing field: `{_atom_text(a)}` is true for {where} without {field_label(a.field)} "
                 '(Refinery reads a missing field as the text "<nil>").'
+            )
+        if isinstance(a, ir.Compare) and a.untyped:
+            # SEMANTICS.md 2.6: without a Datatype Refinery compares native values, and types never mix
+            notes.append(
+                f"Untyped: `{_atom_text(a)}` compares without a Datatype, as Refinery does natively: a value of "
+                'another type (the text "500" against the number 500) never matches, and a missing field never '
+                "matches either."
             )
         if isinstance(a, ir.StringOp) and a.kind is ir.StrOpKind.MATCHES:
             notes.append("Regular expression: RE2 syntax, unanchored unless it starts with ^ or ends with $.")
