@@ -225,3 +225,13 @@ def test_realtraces_corpus(tmp_path: Path) -> None:
     assert errors.figures["declared"] > 0
     assert errors.status == "fail"  # OTel ERROR-status traces without a 5xx fall to sample(0.01)
     assert all(c.rule == "sample-rest" for c in errors.counterexamples)
+
+
+def test_clauses_of_one_or_rule_are_not_reported_as_shadowing_each_other(small: Corpus) -> None:
+    p = policy("""
+        either,"","http.route == \\"/x\\" or exists(http.route)",keep,10
+        rest,"",true,keep,0
+    """)
+    report = prove_policy(p, small, Config())
+    assert [r["decided_traces"] for r in to_json(report)["rules"]][:2] == [7, 0]  # either#2 never decides...
+    assert not [lint for lint in report.lints if lint.code in ("N001", "N002")]  # ...and that is no news

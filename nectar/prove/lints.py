@@ -50,24 +50,31 @@ class CorpusLint:
 def corpus_lints(policy: ir.Policy, lowered: LoweredPolicy, corpus: Corpus, replay: dict[str, Any]) -> list[CorpusLint]:
     out: list[CorpusLint] = []
     origin = [o.policy_rule for o in lowered.origins]
+    # Judge matching and shadowing per policy rule: the clauses of one rule written with `or` may well shadow
+    # each other, which is no news to its author.
+    matched: dict[str, int] = {}
+    decided: dict[str, int] = {}
     for i, r in enumerate(replay["rules"]):
-        if r["matched"]["traces"] == 0:
+        matched[origin[i]] = matched.get(origin[i], 0) + r["matched"]["traces"]
+        decided[origin[i]] = decided.get(origin[i], 0) + r["decided"]["traces"]
+    for name in dict.fromkeys(origin):
+        if matched[name] == 0:
             out.append(
                 CorpusLint(
                     "N001",
                     "warning",
-                    origin[i],
-                    f"rule {r['name']!r} matches no trace in the corpus",
+                    name,
+                    f"rule {name!r} matches no trace in the corpus",
                     "check the field names and values against `nectar corpus fields`",
                 )
             )
-        elif r["decided"]["traces"] == 0:
+        elif decided[name] == 0:
             out.append(
                 CorpusLint(
                     "N002",
                     "warning",
-                    origin[i],
-                    f"rule {r['name']!r} matches {r['matched']['traces']} traces but never decides one: "
+                    name,
+                    f"rule {name!r} matches {matched[name]} traces but never decides one: "
                     "earlier rules decide all of them",
                     "raise its priority, or remove it",
                 )
