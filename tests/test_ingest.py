@@ -344,3 +344,16 @@ def test_fast_path_with_one_type_per_key_matches(
     )
     a, b = _both_paths(tmp, text, monkeypatch)
     assert a.drop("arrival").equals(b.drop("arrival"), null_equal=True)
+
+
+@pytest.mark.parametrize("stamp", ["¹", "٣٣", "1.2.3", "--5"])
+def test_non_ascii_digit_timestamps_are_reported_not_crashed_on(tmp_path: Path, stamp: str) -> None:
+    # str.isdigit() is true for "¹" and "٣", which int() rejects: found by hypothesis in CI.
+    src = tmp_path / "in.jsonl"
+    good = {"trace.trace_id": "t1", "trace.span_id": "a", "timestamp": "2026-11-01T12:00:00Z"}
+    bad = {"trace.trace_id": "t2", "trace.span_id": "b", "timestamp": stamp}
+    src.write_text(json.dumps(good) + "\n" + json.dumps(bad) + "\n", encoding="utf-8")
+    summary = ingest_paths([str(src)], tmp_path / "c")
+    assert summary.spans == 1
+    assert summary.skipped == 1
+    assert [(s.line, "bad timestamp" in s.reason) for s in summary.skipped_records] == [(2, True)]

@@ -66,7 +66,8 @@ def timestamp_to_us(value: Any) -> int | None:
         return epoch_to_us(value)
     if isinstance(value, str):
         s = value.strip()
-        if s and (s[0].isdigit() or s[0] == "-") and s.replace(".", "", 1).lstrip("-").isdigit():
+        # ASCII digits only: str.isdigit() is also true for "¹" or "٣", which int() and float() reject.
+        if _EPOCH_TEXT.fullmatch(s):
             return epoch_to_us(float(s) if "." in s else int(s))
         return rfc3339_to_us(s)
     raise RecordError(f"bad timestamp: expected text or a number, got {type(value).__name__}")
@@ -77,6 +78,7 @@ def ns_to_us(ns: int) -> int:
 
 
 _HEX = re.compile(r"^[0-9a-fA-F]+$")
+_EPOCH_TEXT = re.compile(r"-?[0-9]+(\.[0-9]*)?")
 
 
 def hex_id(value: Any, what: str, width: int) -> str:
