@@ -13,14 +13,18 @@ All three engines give the same decisions (the differential tests hold them to i
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Literal
+
+import polars as pl
 
 from nectar.corpus.layout import Corpus
 from nectar.engine.decision import EvalResult
 from nectar.errors import NectarError
-from nectar.refinery.model import RulesBasedSampler, RulesFile, Sampler, SamplerConfig
+from nectar.refinery.model import Rule, RulesBasedSampler, RulesFile, Sampler, SamplerConfig
 
 Engine = Literal["polars", "duckdb", "reference"]
+DEFAULT_ENGINE = "polars"  # the CLIs' and the prover's default (benchmarks/RESULTS.md: the faster one at 10M spans)
 ENGINES: tuple[str, ...] = ("polars", "duckdb", "reference")
 AnySampler = RulesFile | SamplerConfig | RulesBasedSampler | Sampler
 
@@ -36,7 +40,7 @@ def select_sampler(sampler: AnySampler, env: str | None = None) -> SamplerConfig
 def evaluate(
     sampler: AnySampler,
     corpus: Corpus,
-    engine: str = "polars",
+    engine: str = DEFAULT_ENGINE,
     with_matches: bool = False,
     env: str | None = None,
 ) -> EvalResult:
@@ -64,4 +68,42 @@ def evaluate(
     raise NectarError(f"unknown engine {engine!r}", hint=f"choose one of: {', '.join(ENGINES)}")
 
 
-__all__ = ["ENGINES", "Engine", "evaluate", "select_sampler"]
+def evaluate_with_probes(
+    sampler: RulesBasedSampler, probes: Sequence[Rule], corpus: Corpus, engine: str = DEFAULT_ENGINE
+) -> tuple[EvalResult, pl.DataFrame]:
+    """Decide every trace with ``sampler`` (with per-rule matches) and, in the same pass over the corpus, whether
+    each of ``probes`` matches it: rules that never decide, only report a match (``p0``, ``p1``... per trace, in the
+    decisions' row order). The prover's error definition and must-keep classes are such probes.
+
+    The vectorized engines evaluate the probes as extra rules after the sampler's, with only the sampler's rules
+    deciding; the reference engine makes two passes.
+    """
+    n = len(sampler.rules)
+    names = {f"m{n + k}": f"p{k}" for k in range(len(probes))}
+    if engine == "reference" or not probes:
+        result = evaluate(sampler, corpus, engine=engine, with_matches=True)
+        if not probes:
+            assert result.matches is not None
+            return result, result.matches.select("trace_id")
+        extra = evaluate(RulesBasedSampler(tuple(probes), sampler.check_nested_fields), corpus, engine, True)
+        assert extra.matches is not None
+        renamed = {f"m{k}": f"p{k}" for k in range(len(probes))}
+        return result, extra.matches.rename(renamed)
+    combined = RulesBasedSampler(sampler.rules + tuple(probes), sampler.check_nested_fields)
+    if engine == "polars":
+        from nectar.engine import polars_engine
+
+        both = polars_engine.evaluate(combined, corpus, True, decide=n)
+    elif engine == "duckdb":
+        from nectar.engine import duckdb_engine
+
+        both = duckdb_engine.evaluate(combined, corpus, True, decide=n)
+    else:
+        raise NectarError(f"unknown engine {engine!r}", hint=f"choose one of: {', '.join(ENGINES)}")
+    assert both.matches is not None
+    policy_matches = both.matches.select(["trace_id", *[f"m{i}" for i in range(n)]])
+    probe_matches = both.matches.select(["trace_id", *names]).rename(names)
+    return EvalResult(both.decisions, policy_matches), probe_matches
+
+
+__all__ = ["DEFAULT_ENGINE", "ENGINES", "Engine", "evaluate", "evaluate_with_probes", "select_sampler"]

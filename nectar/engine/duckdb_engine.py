@@ -314,21 +314,25 @@ def connect() -> duckdb.DuckDBPyConnection:
 
 
 def evaluate(
-    sampler: SamplerConfig | RulesBasedSampler | Sampler, corpus: Corpus, with_matches: bool = False
+    sampler: SamplerConfig | RulesBasedSampler | Sampler,
+    corpus: Corpus,
+    with_matches: bool = False,
+    decide: int | None = None,
 ) -> EvalResult:
-    """Decide every trace of ``corpus`` with ``sampler`` (the DuckDB engine)."""
+    """Decide every trace of ``corpus`` with ``sampler`` (the DuckDB engine). With ``decide``, only the first
+    ``decide`` rules decide; later ones are probes that only add match columns (``api.evaluate_with_probes``)."""
     plan = plan_sampler(sampler)
     src_text, src_params = corpus.duckdb_spans_sql()
     src = Sql(src_text, tuple(src_params))
     con = connect()
     try:
-        return _evaluate(con, plan, corpus, src, with_matches)
+        return _evaluate(con, plan, corpus, src, with_matches, len(plan.rules) if decide is None else decide)
     finally:
         con.close()
 
 
 def _evaluate(
-    con: duckdb.DuckDBPyConnection, plan: SamplerPlan, corpus: Corpus, src: Sql, with_matches: bool
+    con: duckdb.DuckDBPyConnection, plan: SamplerPlan, corpus: Corpus, src: Sql, with_matches: bool, decide: int
 ) -> EvalResult:
     det = _det_hash(plan)
     tid = ident(TRACE_ID)
@@ -452,7 +456,8 @@ def _evaluate(
         per_cols.append(cat("per0.spans AS ", ident(NUM_DESC)))
     ctes.append(cat("per AS (SELECT ", join(", ", per_cols), " FROM per0", *per_join, ")"))
     mcols = [cat("coalesce(", m, ", false) AS ", ident(f"m{i}")) for i, m in enumerate(matched)]
-    first = cat("CASE", *[cat(" WHEN ", ident(f"m{i}"), f" THEN {i}") for i in range(len(matched))], " END")
+    whens = [cat(" WHEN ", ident(f"m{i}"), f" THEN {i}") for i in range(decide)]
+    first = cat("CASE", *whens, " END") if whens else Sql("NULL")
     final: list[Sql | str] = [tid, ", spans, CAST(", first, " AS INTEGER) AS rule_index"]
     final += [cat(", ", ident(f"m{i}")) for i in range(len(matched))]
     if det is not None:

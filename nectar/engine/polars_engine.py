@@ -365,9 +365,13 @@ def _distinct_values(lf: pl.LazyFrame, cols: list[str]) -> dict[str, list[Any]]:
 
 
 def evaluate(
-    sampler: SamplerConfig | RulesBasedSampler | Sampler, corpus: Corpus, with_matches: bool = False
+    sampler: SamplerConfig | RulesBasedSampler | Sampler,
+    corpus: Corpus,
+    with_matches: bool = False,
+    decide: int | None = None,
 ) -> EvalResult:
-    """Decide every trace of ``corpus`` with ``sampler`` (the Polars engine)."""
+    """Decide every trace of ``corpus`` with ``sampler`` (the Polars engine). With ``decide``, only the first
+    ``decide`` rules decide; later ones are probes that only add match columns (``api.evaluate_with_probes``)."""
     plan = plan_sampler(sampler)
     lf: pl.LazyFrame = corpus.scan()
     fields = visible_fields(corpus.field_columns)
@@ -452,7 +456,10 @@ def evaluate(
     if needs_descendants(plan):
         per = per.with_columns(pl.col("spans").alias(NUM_DESC))
     per = per.with_columns([mx.alias(f"m{i}") for i, mx in enumerate(matched)])
-    first = pl.coalesce([pl.when(pl.col(f"m{i}")).then(pl.lit(i, pl.Int32)) for i in range(len(matched))])
+    n_decide = len(matched) if decide is None else decide
+    first = pl.coalesce(
+        [pl.when(pl.col(f"m{i}")).then(pl.lit(i, pl.Int32)) for i in range(n_decide)] + [pl.lit(None, pl.Int32)]
+    )
     per = per.select([TRACE_ID, "spans", first.alias("rule_index"), *[f"m{i}" for i in range(len(matched))]])
     df = per.collect(engine="streaming")
     return EvalResult(finish_decisions(df, plan), _matches(df, plan) if with_matches else None)

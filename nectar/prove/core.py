@@ -1,8 +1,9 @@
 """``prove_policy``: lower the policy, decide every trace of the corpus with a vectorized engine, check, explain.
 
-Two engine passes over the corpus: one for the policy's lowered rules (with per-rule matches), one for every
-predicate at once (the error definition and each must-keep class, lowered the same way: a predicate is true for a
-trace exactly when its keep-rules match). Everything after that is small per-trace tables.
+One engine pass over the corpus: the policy's lowered rules decide (with per-rule matches), and every predicate
+(the error definition and each must-keep class, lowered the same way: a predicate is true for a trace exactly when
+one of its keep-rules matches) rides along as probe rules that only report matches
+(:func:`nectar.engine.api.evaluate_with_probes`). Everything after that is small per-trace tables.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import polars as pl
 
 from nectar.config import Config
 from nectar.corpus.layout import TRACE_ID, Corpus, ValueType
-from nectar.engine.api import evaluate
+from nectar.engine.api import DEFAULT_ENGINE, evaluate_with_probes
 from nectar.engine.replay import ReplayInput, build_report
 from nectar.errors import NectarError
 from nectar.policy import ir
@@ -24,7 +25,7 @@ from nectar.policy.format import format_expr
 from nectar.policy.lower import LoweredPolicy, lower_policy, lower_predicate
 from nectar.prove.checks import BudgetFigures, CheckResult, Counterexample, budget_figures, keep_probability
 from nectar.prove.lints import CorpusLint, corpus_lints
-from nectar.refinery.model import Condition, Rule, RulesBasedSampler, SamplerKind
+from nectar.refinery.model import Condition, Rule, SamplerKind
 
 MUST_KEEP_FILE = "must-keep.txt"
 
@@ -71,8 +72,9 @@ def _sql_for(trace_id: str) -> str:
     return f"nectar sql \"SELECT * FROM spans WHERE trace_id = '{tid}' ORDER BY arrival\""
 
 
-def _predicate_sampler(preds: list[Predicate]) -> tuple[RulesBasedSampler, list[list[int]]]:
-    """All predicates as one rules-based sampler: which rule indexes belong to which predicate."""
+def _predicate_probes(preds: list[Predicate]) -> tuple[tuple[Rule, ...], list[list[int]]]:
+    """All predicates as probe rules (a predicate is true for a trace when any of its rules matches): the rules,
+    and which rule indexes belong to which predicate."""
     rules: list[Rule] = []
     groups: list[list[int]] = []
     for k, pred in enumerate(preds):
@@ -82,8 +84,7 @@ def _predicate_sampler(preds: list[Predicate]) -> tuple[RulesBasedSampler, list[
             idx.append(len(rules))
             rules.append(r)
         groups.append(idx)
-    rules.append(Rule(name="none", drop=True))
-    return RulesBasedSampler(tuple(rules)), groups
+    return tuple(rules), groups
 
 
 def _conditions_fields(conds: tuple[Condition, ...] | None) -> list[str]:
@@ -188,7 +189,7 @@ def prove_policy(
     policy: ir.Policy,
     corpus: Corpus,
     config: Config,
-    engine: str = "polars",
+    engine: str = DEFAULT_ENGINE,
     max_examples: int = 5,
     strict: bool = False,
 ) -> ProofReport:
@@ -196,10 +197,6 @@ def prove_policy(
     corpus = _corpus_with_rate(corpus, config)
     lowered = lower_policy(policy)
     rules_file = lowered.rules_file()
-    result = evaluate(lowered.sampler, corpus, engine=engine, with_matches=True)
-    dec = result.decisions
-    replay = build_report(ReplayInput(rules_file, policy.path or "<policy>", corpus, None, engine), None, result)
-
     err_text = config.error_definition
     try:
         err_expr = parse_expr(
@@ -210,15 +207,16 @@ def prove_policy(
     preds = [Predicate("errors", err_expr, err_text)] + [
         Predicate(f"must_keep:{m.name}", m.match, m.match_text) for m in policy.must_keep
     ]
-    pred_sampler, groups = _predicate_sampler(preds)
-    pres = evaluate(pred_sampler, corpus, engine=engine, with_matches=True)
-    pm = pres.matches
-    assert pm is not None
-    if pres.decisions.get_column("trace_id").to_list() != dec.get_column("trace_id").to_list():
+    probes, groups = _predicate_probes(preds)
+    # One engine pass: the policy's rules decide, the predicates' rules only report whether they match.
+    result, pm = evaluate_with_probes(lowered.sampler, probes, corpus, engine=engine)
+    dec = result.decisions
+    replay = build_report(ReplayInput(rules_file, policy.path or "<policy>", corpus, None, engine), None, result)
+    if pm.get_column("trace_id").to_list() != dec.get_column("trace_id").to_list():
         raise AssertionError("engine returned traces in different orders")  # pragma: no cover
     hits = []
     for g in groups:
-        hit = pl.Series([False] * dec.height) if not g else pm.select(pl.any_horizontal([f"m{i}" for i in g]))
+        hit = pl.Series([False] * dec.height) if not g else pm.select(pl.any_horizontal([f"p{i}" for i in g]))
         hits.append(hit.to_series() if isinstance(hit, pl.DataFrame) else hit)
 
     p = keep_probability(dec)
