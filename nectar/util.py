@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import re
 import tempfile
 from pathlib import Path
 
@@ -53,3 +54,27 @@ def sha256_file(path: str | os.PathLike[str], chunk: int = 1 << 20) -> str:
 
 def sha256_bytes(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
+
+
+_INT_TEXT = re.compile(r"-?[0-9]+")
+_UINT_TEXT = re.compile(r"[0-9]+")
+
+
+def int_from_text(text: str, signed: bool = True) -> int | None:
+    """The integer an ASCII decimal text spells (``-`` allowed when ``signed``), or None.
+
+    Not ``str.isdigit()``: it is also true for ``"¹"`` or ``"٣"``, which ``int()`` rejects (and
+    ``"--5".lstrip("-").isdigit()`` is true too).
+    """
+    return int(text) if (_INT_TEXT if signed else _UINT_TEXT).fullmatch(text) else None
+
+
+def edit_distance(a: str, b: str) -> int:
+    """Levenshtein distance between two short strings (for "did you mean" suggestions)."""
+    prev = list(range(len(b) + 1))
+    for i, ca in enumerate(a, 1):
+        cur = [i]
+        for j, cb in enumerate(b, 1):
+            cur.append(min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (ca != cb)))
+        prev = cur
+    return prev[-1]

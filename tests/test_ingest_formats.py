@@ -327,3 +327,38 @@ def test_otlp_proto_truncated_keeps_whole_resource_spans(tmp_path: Path) -> None
     s = ingest_paths([str(tmp_path / "t.pb")], tmp_path / "c")
     assert s.spans == 2 and s.skipped == 1
     assert "the 2 resource spans before it are kept" in s.skipped_records[0].reason
+
+
+@pytest.mark.parametrize("bad", ["¹", "--5", "٣"])
+def test_integer_text_that_is_not_ascii_decimal_is_reported_not_crashed_on(tmp_path: Path, bad: str) -> None:
+    # "¹".isdigit() and "--5".lstrip("-").isdigit() are true, but int() rejects both.
+    trace = {
+        "data": [
+            {
+                "traceID": "abc",
+                "spans": [
+                    {
+                        "traceID": "abc",
+                        "spanID": "01",
+                        "operationName": "a",
+                        "startTime": bad,
+                        "duration": 5,
+                        "processID": "p1",
+                    },
+                    {
+                        "traceID": "abc",
+                        "spanID": "02",
+                        "operationName": "b",
+                        "startTime": 1,
+                        "duration": 5,
+                        "processID": "p1",
+                    },
+                ],
+                "processes": {"p1": {"serviceName": "svc"}},
+            }
+        ]
+    }
+    src = tmp_path / "t.json"
+    src.write_text(json.dumps(trace), encoding="utf-8")
+    summary = ingest_paths([str(src)], tmp_path / "c", fmt="jaeger")
+    assert summary.spans == 1 and summary.skipped == 1

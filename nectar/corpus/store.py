@@ -47,7 +47,7 @@ from nectar.corpus.layout import (
     spans_to_table,
 )
 from nectar.errors import NectarError
-from nectar.util import sha256_file
+from nectar.util import sha256_file, int_from_text
 
 ROW_GROUP_ROWS = 128 * 1024
 COMPRESSION = "zstd"
@@ -86,7 +86,7 @@ def _part_number(name: str) -> int | None:
     if not (name.startswith(PART_PREFIX) and name.endswith(".parquet")):
         return None
     digits = name[len(PART_PREFIX) : -len(".parquet")]
-    return int(digits) if digits.isdigit() else None
+    return int_from_text(digits, signed=False)
 
 
 def _next_part_number(root: Path, manifest: Manifest) -> int:

@@ -22,6 +22,7 @@ from nectar.config import DEFAULT_ALIASES
 from nectar.errors import NectarError, Span
 from nectar.policy import ir
 from nectar.policy.regex import check_re2
+from nectar.util import edit_distance
 
 # Fields Refinery hides from rules or fills only after the decision (SEMANTICS.md 2.1).
 HIDDEN_FIELDS = {
@@ -177,7 +178,7 @@ class _Builder:
         if "." in name:
             return
         for alias in self.aliases:
-            if "." not in alias and _edit_distance(name, alias) == 1:
+            if "." not in alias and edit_distance(name, alias) == 1:
                 self.diagnostics.append(
                     ir.Diagnostic(
                         f"field {name!r} is not an alias; did you mean {alias!r}?",
@@ -375,16 +376,6 @@ def _unescape(body: str, builder: _Builder, tok: Token) -> str:
             out.append(c)
             i += 1
     return "".join(out)
-
-
-def _edit_distance(a: str, b: str) -> int:
-    prev = list(range(len(b) + 1))
-    for i, ca in enumerate(a, 1):
-        cur = [i]
-        for j, cb in enumerate(b, 1):
-            cur.append(min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (ca != cb)))
-        prev = cur
-    return prev[-1]
 
 
 # ------------------------------------------------------------------------------------------- error messages

@@ -10,6 +10,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+from nectar.util import int_from_text
+
 _TOKEN = re.compile(r"/[^\s,;()]*|[<>]=?|\d[\w.]*%?|[A-Za-z_][\w.\-'’]*|[,;()%&]")
 CONNECTORS = {"and", "then", "but", "also", "plus", "while", "finally", "otherwise", "&"}
 _KEEP = {"keep", "retain", "preserve", "save", "store", "include", "capture", "send", "accept"}
@@ -118,8 +120,8 @@ def read_rate(toks: list[Tok]) -> tuple[list[Tok], tuple[str, int] | None, str]:
 
 
 def int_word(w: str) -> int | None:
-    if w.isdigit():
-        return int(w)
+    if (n := int_from_text(w, signed=False)) is not None:
+        return n
     return _NUMBER_WORDS.get(w)
 
 

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from nectar.corpus.layout import ValueType
 from nectar.corpus.stats import FieldCatalog, FieldSummary
 from nectar.policy.format import format_string
+from nectar.util import edit_distance
 
 # Field-name conventions for roles, best first (OpenTelemetry semantic conventions, old and new spellings).
 _ROLE_FIELDS: dict[str, tuple[str, ...]] = {
@@ -48,17 +49,6 @@ class ValueHit:
     value: str | int | float | bool
     count: int
     how: str
-
-
-def edit_distance(a: str, b: str) -> int:
-    """Levenshtein distance (small strings only)."""
-    prev = list(range(len(b) + 1))
-    for i, ca in enumerate(a, 1):
-        cur = [i]
-        for j, cb in enumerate(b, 1):
-            cur.append(min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (ca != cb)))
-        prev = cur
-    return prev[-1]
 
 
 def _squash(text: str) -> str:

@@ -36,6 +36,7 @@ from nectar.refinery.model import (
     SamplerKind,
 )
 from nectar.refinery.yamlv3 import NO_POS, Pos, YList, YMap, go_sharp_v, go_type, go_v, is_string_map, loads
+from nectar.util import edit_distance
 
 # ---------------------------------------------------------------------------------------------------------------
 # rulesMeta.yaml (v3.2.2), as data: group -> fields (name, type, validations). Validations are (kind, arg).
@@ -142,16 +143,6 @@ def _get_field(key: str) -> _Field | None:
     return None
 
 
-def _levenshtein(a: str, b: str) -> int:
-    prev = list(range(len(b) + 1))
-    for i, ca in enumerate(a, 1):
-        cur = [i]
-        for j, cb in enumerate(b, 1):
-            cur.append(min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (ca != cb)))
-        prev = cur
-    return prev[-1]
-
-
 def closest_names(word: str) -> list[str]:
     """``Metadata.ClosestNamesTo``: group and field names at the smallest edit distance from the last dotted part.
 
@@ -161,8 +152,8 @@ def closest_names(word: str) -> list[str]:
     word = word.split(".")[-1]
     words: list[tuple[int, str]] = []
     for g, fields in GROUPS.items():
-        words.append((_levenshtein(g, word), g))
-        words.extend((_levenshtein(f.name, word), f.name) for f in fields)
+        words.append((edit_distance(g, word), g))
+        words.extend((edit_distance(f.name, word), f.name) for f in fields)
     words.sort()
     out = [words[0][1]]
     for d, name in words[1:]:

@@ -12,6 +12,7 @@ from decimal import Decimal
 from typing import Any
 
 from nectar.corpus.ingest.builder import RecordError
+from nectar.util import int_from_text
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _FRACTION = re.compile(r"(\.\d{6})\d+")
@@ -183,3 +184,24 @@ def salvage_array(text: str, pos: int) -> tuple[list[Any], tuple[int, int, str] 
         line = text.count("\n", 0, i) + 1
         col = i - (text.rfind("\n", 0, i) + 1) + 1
         return items, (line, col, "Expecting ',' delimiter" if i < n else "document ends inside an array")
+
+
+def as_int(v: Any, what: str, signed: bool = True) -> int:
+    """A JSON integer field: an int, an integral float, or ASCII decimal text (64-bit ints often come as text).
+
+    Missing (None) is 0, as the exporters that omit zero values mean it.
+    """
+    if v is None:
+        return 0
+    if isinstance(v, int) and not isinstance(v, bool):
+        return v
+    if isinstance(v, float) and v.is_integer():
+        return int(v)
+    if isinstance(v, str) and (n := int_from_text(v, signed)) is not None:
+        return n
+    raise RecordError(f"wrong type: {what} {v!r} is not an integer")
+
+
+def as_uint(v: Any, what: str) -> int:
+    """:func:`as_int` without a sign in text."""
+    return as_int(v, what, signed=False)

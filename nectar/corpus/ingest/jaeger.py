@@ -18,8 +18,9 @@ import re
 from collections.abc import Iterator
 from typing import Any
 
+from nectar.util import int_from_text
 from nectar.corpus.ingest.builder import RecordError, Skips, SpanSink
-from nectar.corpus.ingest.common import go_json, hex_id, salvage_array
+from nectar.corpus.ingest.common import as_int, go_json, hex_id, salvage_array
 from nectar.corpus.ingest.otel import OtelSpan, emit_span, scope_fields
 from nectar.corpus.ingest.sources import Source, open_stream, read_document
 
@@ -85,8 +86,8 @@ def jaeger_span(s: dict[str, Any], process: dict[str, Any]) -> tuple[OtelSpan, d
     sid = hex_id(s.get("spanID"), "span id", 16)
     attrs = tags(s.get("tags"), s.get("tag"))
     parent, links = _references(s.get("references"), tid)
-    start_us = _int(s.get("startTime"), "startTime")
-    duration_us = _int(s.get("duration"), "duration")
+    start_us = as_int(s.get("startTime"), "startTime")
+    duration_us = as_int(s.get("duration"), "duration")
     kind = _KINDS.get(str(attrs.pop("span.kind", "")).lower(), 0)
     status, message = _status(attrs, kind)
     trace_state = attrs.pop("w3c.tracestate", "")
@@ -98,7 +99,7 @@ def jaeger_span(s: dict[str, Any], process: dict[str, Any]) -> tuple[OtelSpan, d
     for log in s.get("logs") or []:
         fields = tags(log.get("fields"), None)
         ename = fields.pop("event", "") if isinstance(fields.get("event"), str) else ""
-        events.append((_int(log.get("timestamp"), "log timestamp") * 1_000, ename, fields))
+        events.append((as_int(log.get("timestamp"), "log timestamp") * 1_000, ename, fields))
     resource = tags(process.get("tags"), process.get("tag"))
     service = process.get("serviceName")
     if isinstance(service, str) and service:
@@ -121,17 +122,6 @@ def jaeger_span(s: dict[str, Any], process: dict[str, Any]) -> tuple[OtelSpan, d
     )
     return span, base
 
-
-def _int(v: Any, what: str) -> int:
-    if v is None:
-        return 0
-    if isinstance(v, int) and not isinstance(v, bool):
-        return v
-    if isinstance(v, float) and v.is_integer():
-        return int(v)
-    if isinstance(v, str) and v.lstrip("-").isdigit():
-        return int(v)
-    raise RecordError(f"wrong type: {what} {v!r} is not an integer")
 
 
 def _references(refs: Any, tid: str) -> tuple[str, list[tuple[str, str, dict[str, Any]]]]:
@@ -171,8 +161,8 @@ def _status(attrs: dict[str, Any], kind: int) -> tuple[int, str]:
                 message = desc
     elif not found:
         http = attrs.get("http.status_code")
-        if isinstance(http, str) and http.isdigit():
-            http = int(http)
+        if isinstance(http, str) and (n := int_from_text(http, signed=False)) is not None:
+            http = n
         if isinstance(http, int) and not isinstance(http, bool) and (http >= 500 or (kind == 3 and http >= 400)):
             code = 2
     return code, message
@@ -217,8 +207,8 @@ def _tag_value(key: str, typ: Any, v: Any) -> Any:
     if t == "int64":
         if isinstance(v, int) and not isinstance(v, bool):
             return v
-        if isinstance(v, str) and v.lstrip("-").isdigit():
-            return int(v)
+        if isinstance(v, str) and (n := int_from_text(v)) is not None:
+            return n
         if isinstance(v, float) and v.is_integer():
             return int(v)
         raise RecordError(f"wrong type: tag {key!r} of type int64 has value {v!r}")

@@ -32,6 +32,7 @@ from __future__ import annotations
 import base64
 from typing import Any
 
+from nectar.util import int_from_text
 from nectar.corpus.ingest.builder import RecordError, SpanSink
 from nectar.corpus.ingest.common import go_json, trim_trace_id
 
@@ -141,8 +142,8 @@ def status_number(value: Any) -> int:
     if isinstance(value, str):
         if value in _STATUS_BY_TEXT:
             return _STATUS_BY_TEXT[value]
-        if value.lstrip("-").isdigit():
-            return int(value)
+        if (n := int_from_text(value)) is not None:
+            return n
     raise RecordError(f"status code {value!r} is neither a number nor a STATUS_CODE_ name")
 
 

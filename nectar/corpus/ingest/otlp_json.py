@@ -11,6 +11,7 @@ import json
 from collections.abc import Iterator
 from typing import Any
 
+from nectar.util import int_from_text
 from nectar.corpus.ingest.builder import RecordError, Skips, SpanSink
 from nectar.corpus.ingest.common import otlp_json_id
 from nectar.corpus.ingest.otel import (
@@ -138,8 +139,8 @@ def _uint(v: Any, what: str) -> int:
         return 0
     if isinstance(v, int) and not isinstance(v, bool):
         return v
-    if isinstance(v, str) and v.isdigit():
-        return int(v)
+    if isinstance(v, str) and (n := int_from_text(v, signed=False)) is not None:
+        return n
     raise RecordError(f"wrong type: {what} {v!r} is not an unsigned integer")
 
 

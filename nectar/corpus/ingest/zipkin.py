@@ -17,8 +17,9 @@ import json
 from collections.abc import Iterator
 from typing import Any
 
+from nectar.util import int_from_text
 from nectar.corpus.ingest.builder import RecordError, Skips, SpanSink
-from nectar.corpus.ingest.common import hex_id, salvage_array
+from nectar.corpus.ingest.common import as_uint, hex_id, salvage_array
 from nectar.corpus.ingest.otel import OtelSpan, emit_span
 from nectar.corpus.ingest.sources import Source, open_stream, read_document
 
@@ -93,8 +94,8 @@ def zipkin_span(s: Any) -> tuple[OtelSpan, dict[str, Any]]:
     sid = hex_id(s.get("id"), "span id", 16)
     parent = s.get("parentId")
     parent_hex = hex_id(parent, "parent id", 16) if parent else ""
-    start_us = _int(s.get("timestamp"), "timestamp")
-    duration_us = _int(s.get("duration"), "duration")
+    start_us = as_uint(s.get("timestamp"), "timestamp")
+    duration_us = as_uint(s.get("duration"), "duration")
     raw_tags = s.get("tags") or {}
     if not isinstance(raw_tags, dict):
         raise RecordError("wrong type: tags is not an object")
@@ -110,7 +111,7 @@ def zipkin_span(s: Any) -> tuple[OtelSpan, dict[str, Any]]:
     if ip:
         attrs.setdefault("net.peer.ip", ip)
     if remote.get("port"):
-        attrs.setdefault("net.peer.port", _int(remote["port"], "remoteEndpoint.port"))
+        attrs.setdefault("net.peer.port", as_uint(remote["port"], "remoteEndpoint.port"))
     code, message = 0, ""
     if "otel.status_code" in attrs:
         code = {"OK": 1, "ERROR": 2}.get(str(attrs.pop("otel.status_code")).upper(), 0)
@@ -121,7 +122,7 @@ def zipkin_span(s: Any) -> tuple[OtelSpan, dict[str, Any]]:
         message = "" if text in ("", "true") else text
     events: list[tuple[int, str, dict[str, Any]]] = []
     for a in s.get("annotations") or []:
-        events.append((_int(a.get("timestamp"), "annotation timestamp") * 1_000, str(a.get("value") or ""), {}))
+        events.append((as_uint(a.get("timestamp"), "annotation timestamp") * 1_000, str(a.get("value") or ""), {}))
     local = s.get("localEndpoint") or {}
     base: dict[str, Any] = {}
     if local.get("serviceName"):
@@ -142,14 +143,3 @@ def zipkin_span(s: Any) -> tuple[OtelSpan, dict[str, Any]]:
     )
     return span, base
 
-
-def _int(v: Any, what: str) -> int:
-    if v is None:
-        return 0
-    if isinstance(v, int) and not isinstance(v, bool):
-        return v
-    if isinstance(v, float) and v.is_integer():
-        return int(v)
-    if isinstance(v, str) and v.isdigit():
-        return int(v)
-    raise RecordError(f"wrong type: {what} {v!r} is not an integer")
