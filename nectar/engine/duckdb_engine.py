@@ -52,6 +52,7 @@ from nectar.engine.polars_engine import (
     PlanColumns,
     base_column,
     finish_decisions,
+    sorted_by_trace,
     trace_level,
 )
 from nectar.refinery import gostr
@@ -470,7 +471,7 @@ def _evaluate(
 
 def _matches(df: pl.DataFrame, plan: SamplerPlan) -> pl.DataFrame:
     cols = [f"m{i}" for i in range(len(plan.rules))]
-    return df.sort(TRACE_ID).select([TRACE_ID, *[pl.col(c).cast(pl.Boolean) for c in cols]])
+    return sorted_by_trace(df).select([TRACE_ID, *[pl.col(c).cast(pl.Boolean) for c in cols]])
 
 
 __all__ = ["DuckRenderer", "Sql", "cat", "connect", "evaluate"]
@@ -479,4 +480,4 @@ __all__ = ["DuckRenderer", "Sql", "cat", "connect", "evaluate"]
 def _frame(table: pa.Table) -> pl.DataFrame:
     df = pl.from_arrow(table)
     assert isinstance(df, pl.DataFrame)
-    return df
+    return sorted_by_trace(df)  # the queries ORDER BY trace_id: flagged after one linear check, not sorted again

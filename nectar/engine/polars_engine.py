@@ -461,13 +461,13 @@ def evaluate(
         [pl.when(pl.col(f"m{i}")).then(pl.lit(i, pl.Int32)) for i in range(n_decide)] + [pl.lit(None, pl.Int32)]
     )
     per = per.select([TRACE_ID, "spans", first.alias("rule_index"), *[f"m{i}" for i in range(len(matched))]])
-    df = per.collect(engine="streaming")
+    df = sorted_by_trace(per.collect(engine="streaming"))
     return EvalResult(finish_decisions(df, plan), _matches(df, plan) if with_matches else None)
 
 
 def _matches(df: pl.DataFrame, plan: SamplerPlan) -> pl.DataFrame:
     cols = [f"m{i}" for i in range(len(plan.rules))]
-    return df.sort(TRACE_ID).select([TRACE_ID, *[pl.col(c).cast(pl.Boolean) for c in cols]])
+    return sorted_by_trace(df).select([TRACE_ID, *[pl.col(c).cast(pl.Boolean) for c in cols]])
 
 
 def deterministic_hashes(trace_ids: Iterable[str]) -> list[int]:
@@ -479,40 +479,43 @@ def deterministic_hashes(trace_ids: Iterable[str]) -> list[int]:
     return out
 
 
+def sorted_by_trace(df: pl.DataFrame) -> pl.DataFrame:
+    """``df`` sorted by trace id: as is when it already is (a sort flag, or one linear check, e.g. after SQL's
+    ``ORDER BY``), else sorted. Sorting 2M string ids costs ~0.5 s; the engines sort once, here."""
+    ids = df.get_column(TRACE_ID)
+    if ids.flags["SORTED_ASC"]:
+        return df
+    if ids.is_sorted():
+        return df.with_columns(ids.set_sorted())
+    return df.sort(TRACE_ID)
+
+
 def finish_decisions(per_trace: pl.DataFrame, plan: SamplerPlan) -> pl.DataFrame:
     """The decisions table from ``trace_id, spans, rule_index`` (and optionally ``det_hash``, a UInt32 or
-    UInt64 of the DeterministicSampler hash) per trace: rule name, keep, rate, reason, sampler."""
-    outcomes = [(r.index, r.name, r.outcome) for r in plan.rules]
+    UInt64 of the DeterministicSampler hash) per trace: rule name, keep, rate, reason, sampler. Sorted by trace id
+    (the input's order when it already is: rule outcomes are mapped in place, not joined)."""
+    per_trace = sorted_by_trace(per_trace)
     default = plan.top or NO_MATCH
-    table = pl.DataFrame(
-        {
-            "rule_index": [i for i, _, _ in outcomes],
-            "rule": [n for _, n, _ in outcomes],
-            "_keep": [o.keep for _, _, o in outcomes],
-            "_rate": [o.rate for _, _, o in outcomes],
-            "_reason": [o.reason for _, _, o in outcomes],
-            "_sampler": [o.sampler for _, _, o in outcomes],
-        },
-        schema={
-            "rule_index": pl.Int32,
-            "rule": pl.String,
-            "_keep": pl.String,
-            "_rate": pl.UInt64,
-            "_reason": pl.String,
-            "_sampler": pl.String,
-        },
-    )
+    idx = [r.index for r in plan.rules]
+    rule_index = pl.col("rule_index").cast(pl.Int32)
+
+    def mapped(values: list[Any], dtype: Any, fill: Any) -> pl.Expr:
+        return rule_index.replace_strict(
+            idx, pl.Series(values, dtype=dtype), default=pl.lit(fill, dtype), return_dtype=dtype
+        )
+
     df = per_trace.select(
-        [pl.col(TRACE_ID), pl.col("spans").cast(pl.Int64), pl.col("rule_index").cast(pl.Int32)]
+        [
+            pl.col(TRACE_ID),
+            pl.col("spans").cast(pl.Int64),
+            rule_index,
+            mapped([r.name for r in plan.rules], pl.String, None).alias("rule"),
+            mapped([r.outcome.keep for r in plan.rules], pl.String, default.keep).alias("keep"),
+            mapped([r.outcome.rate for r in plan.rules], pl.UInt64, default.rate).alias("rate"),
+            mapped([r.outcome.reason for r in plan.rules], pl.String, default.reason).alias("reason"),
+            mapped([r.outcome.sampler for r in plan.rules], pl.String, default.sampler).alias("sampler"),
+        ]
         + ([pl.col("det_hash")] if "det_hash" in per_trace.columns else [])
-    ).join(table, on="rule_index", how="left")
-    df = df.with_columns(
-        pl.col("_keep").fill_null(pl.lit(default.keep)).alias("keep"),
-        pl.col("_rate").fill_null(pl.lit(default.rate, pl.UInt64)).alias("rate"),
-        pl.col("_reason").fill_null(pl.lit(default.reason)).alias("reason"),
-        (
-            pl.col("_sampler") if default.sampler is None else pl.col("_sampler").fill_null(pl.lit(default.sampler))
-        ).alias("sampler"),
     )
     det = df.filter(pl.col("keep") == "deterministic")
     if det.height:
@@ -522,14 +525,14 @@ def finish_decisions(per_trace: pl.DataFrame, plan: SamplerPlan) -> pl.DataFrame
             hashes = pl.Series(deterministic_hashes(det.get_column(TRACE_ID).to_list()), dtype=pl.UInt64)
         limit = (2**32 - 1) // (det.get_column("rate").cast(pl.UInt64) & (2**32 - 1))
         kept = pl.DataFrame({TRACE_ID: det.get_column(TRACE_ID), "_det": (hashes <= limit)})
-        df = df.join(kept, on=TRACE_ID, how="left").with_columns(
+        df = df.join(kept, on=TRACE_ID, how="left", maintain_order="left").with_columns(
             pl.when(pl.col("keep") == "deterministic")
             .then(pl.when(pl.col("_det")).then(pl.lit("true")).otherwise(pl.lit("false")))
             .otherwise(pl.col("keep"))
             .alias("keep")
         )
     schema: dict[str, Any] = dict(DECISION_SCHEMA)
-    return df.select(list(schema)).cast(pl.Schema(schema)).sort(TRACE_ID)
+    return sorted_by_trace(df.select(list(schema)).cast(pl.Schema(schema)))
 
 
-__all__ = ["PolarsRenderer", "deterministic_hashes", "evaluate", "finish_decisions"]
+__all__ = ["PolarsRenderer", "deterministic_hashes", "evaluate", "finish_decisions", "sorted_by_trace"]

@@ -212,7 +212,7 @@ def prove_policy(
     result, pm = evaluate_with_probes(lowered.sampler, probes, corpus, engine=engine)
     dec = result.decisions
     replay = build_report(ReplayInput(rules_file, policy.path or "<policy>", corpus, None, engine), None, result)
-    if pm.get_column("trace_id").to_list() != dec.get_column("trace_id").to_list():
+    if not pm.get_column("trace_id").equals(dec.get_column("trace_id")):
         raise AssertionError("engine returned traces in different orders")  # pragma: no cover
     hits = []
     for g in groups:
