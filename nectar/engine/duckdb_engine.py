@@ -67,6 +67,10 @@ _SQL_TYPE = {
 }
 _VIEW_OUT = {View.STR: ValueType.STR, View.ATOI: ValueType.INT, View.TRUNC: ValueType.INT}
 _VIEW_OUT |= {View.TOFLOAT: ValueType.FLOAT, View.PARSEBOOL: ValueType.BOOL}
+# Distinct sets this small (and not of floats, whose NaN/-0.0 equality differs between lists and joins) are bound
+# as a list parameter: checking a short list per span is cheaper than DuckDB's mark join of every span.
+INLINE_SET_MAX = 256
+INLINE_KINDS = (ValueType.STR, ValueType.INT, ValueType.BOOL, ValueType.JSON)
 _CMP = {"eq": "=", "ne": "<>", "lt": "<", "le": "<=", "gt": ">", "ge": ">="}
 
 
@@ -117,9 +121,15 @@ class DuckRenderer:
     """Compiles lowered nodes to SQL over one typed column (method ``node_<Node>`` per node type).
     ``sets`` maps each Distinct node and base column to the name of a registered table of matching values."""
 
-    def __init__(self, sets: Mapping[tuple[str, str], str], fn_values: Mapping[str, tuple[bool, bool]]) -> None:
+    def __init__(
+        self,
+        sets: Mapping[tuple[str, str], str],
+        fn_values: Mapping[str, tuple[bool, bool]],
+        inline: Mapping[tuple[str, str], list[Any]] | None = None,
+    ) -> None:
         self.sets = sets
         self.fn_values = fn_values  # Distinct key -> (fn(-0.0), fn(0.0)) for float columns
+        self.inline = inline or {}  # small non-float matching sets: a bound list parameter instead of a table
 
     def render(self, node: Node, col: str, kind: ValueType) -> Sql:
         out: Sql = getattr(self, "node_" + type(node).__name__)(node, col, kind)
@@ -203,6 +213,9 @@ class DuckRenderer:
 
     def node_Distinct(self, node: Distinct, col: str, kind: ValueType) -> Sql:
         c = ident(col)
+        small = self.inline.get((node.key, base_column(col)))
+        if small is not None:  # a list lookup per row; IN (SELECT ...) is a mark join over every span
+            return cat("coalesce(list_contains(", param(small, _SQL_TYPE[kind] + "[]"), ", ", c, "), false)")
         table = self.sets[(node.key, base_column(col))]
         hit = cat("coalesce(", c, " IN (SELECT v FROM ", ident(table), "), false)")
         if kind is ValueType.FLOAT:  # DISTINCT merges -0.0 and 0.0, whose %v differ ("-0" / "0")
@@ -371,12 +384,16 @@ def _evaluate(
         return name
 
     registered: list[str] = []
+    inline: dict[tuple[str, str], list[Any]] = {}
     nested_sets: dict[tuple[str, str], tuple[str, str]] = {}
     for (key, col), (node, kind) in comp.distinct.items():
         assert isinstance(node, Distinct)
         arrow = ARROW_TYPE[kind]
         domain = [True, False] if kind is ValueType.BOOL else values.get(col, [])  # incl. computed meta.refinery.root
-        sets[(key, col)] = register([v for v in domain if node.fn(v)], arrow)
+        matching = [v for v in domain if node.fn(v)]
+        if kind in INLINE_KINDS and len(matching) <= INLINE_SET_MAX:
+            inline[(key, col)] = matching
+        sets[(key, col)] = register(matching, arrow)
         fn_values[node.key] = (node.fn(-0.0), node.fn(0.0)) if kind is ValueType.FLOAT else (False, False)
     for (key, col), (found_vals, match_vals) in comp.nested_sets(values).items():
         arrow = ARROW_TYPE[comp.nested_cols[(key, col)][2]]
@@ -421,7 +438,7 @@ def _evaluate(
         span_cols.append(cat("nd.", ident(NUM_DESC)))
     ctes.append(cat("spans AS (SELECT ", join(", ", span_cols), " FROM base", *joins, ")"))
 
-    renderer = DuckRenderer(sets, fn_values)
+    renderer = DuckRenderer(sets, fn_values, inline)
     aggs: list[Sql] = [cat(tid), Sql("CAST(count(*) AS BIGINT) AS spans")]
     if join_root:
         aggs.append(cat("bool_or(", ident(HAS_ROOT), ") AS ", ident(HAS_ROOT)))

