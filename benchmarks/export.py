@@ -51,7 +51,7 @@ def write_flat_jsonl(corpus_dir: Path, out: Path, spans: int | None = None) -> i
     with out.open("wb") as fh:
         for df in _frames(corpus_dir, spans):
             keys = {"trace_id": "trace.trace_id", "parent_id": "trace.parent_id", "span_id": "trace.span_id"}
-            parts = [
+            parts: list[pl.Expr] = [
                 pl.when(pl.col(c).is_not_null()).then(
                     pl.struct(pl.col(c).alias(k)).struct.json_encode().str.slice(1).str.strip_suffix("}")
                 )

@@ -66,7 +66,7 @@ def machine() -> dict[str, Any]:
                 ram_gb = round(int(line.split()[1]) / 1024 / 1024, 1)
     except OSError:
         pass
-    libs = {}
+    libs: dict[str, str | None] = {}
     for name in ("polars", "duckdb", "pyarrow", "numpy"):
         try:
             libs[name] = metadata.version(name)
