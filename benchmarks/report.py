@@ -21,32 +21,8 @@ PROVE_TARGET = 1.5  # x the floor's wall time, at 10M spans
 PROVE_RSS_TARGET_MB = 4096
 INGEST_TARGET = 1 / 3  # of the parser floor's speed
 
-# What the floors compute and what limits each case: rendered under the tables (kept with the code that measures).
-NOTES = """\
-## What is measured
-
-* Every figure is one fresh process per run (`python -m benchmarks.measure`: wall time, and the peak resident set
-  of that process from `getrusage(RUSAGE_CHILDREN)`), including interpreter start-up and imports (about 0.4 s for
-  `nectar`). Medians, min and max over the runs; ratios to the floor are given on the best run (the machine is
-  shared: see the load) and on the median.
-* **Prove floor** (`benchmarks/floor.sql`): one hand-written DuckDB query over the same Parquet files computing
-  per trace the span count, the first matching lowered rule of `policy12.toon` (the 12 Refinery rules `nectar
-  compile` writes) and the prover's three predicates (the error definition `http.status >= 500` and the two
-  `must_keep` classes), with the DuckDB engine's settings (3 GB memory limit, no insertion order). It is written
-  for this corpus only: one type per field, no NaN, no log events, no Go `%v`/ParseFloat coercions, results not
-  sorted. `nectar prove` does all of that in general, sorts the decisions by trace id, and then computes the
-  checks, the per-rule table, the budget, lints and counterexamples, and renders the report. The smoke test
-  (`tests/test_benchmarks_smoke.py`) checks that the floor's decisions equal both engines' on every trace.
-* **Reference evaluator**: `prove_policy(..., engine="reference")` (the trace-at-a-time Python oracle the tests
-  use) on a 100k-span corpus of the same generator, its time scaled linearly to the size (the naive way); its
-  memory is the slice's.
-* **Ingest floor**: parsing the same bytes only (`polars.read_ndjson` for flat JSON lines, `pyarrow.json.read_json`
-  for OTLP JSON lines, which keeps the nested documents as they are); `nectar ingest` also maps OTLP to Refinery's
-  fields, keeps every value's JSON type, assigns arrival order, writes Parquet part files and the manifest.
-* **Compile and explain**: the quick-start workflow as a user runs it, each command a separate process over the
-  same corpus: `nectar prove`, `nectar compile` (proves again, writes `rules.yaml` and `nectar.lock`),
-  `nectar explain` as text and as HTML (each proves and makes one more engine pass for the error/must-keep fates).
-"""
+# What the floors compute, what limits each case, and the profile's before/after: kept as Markdown beside the code.
+NOTES_FILE = Path(__file__).with_name("notes.md")
 
 
 def machine() -> dict[str, Any]:
@@ -240,7 +216,7 @@ def render(results: dict[str, Any]) -> str:
                 out.append(f"| {_size(size)} | **workflow total** | {total:.2f} (best {best:.2f}) | {peak:.0f} (max) "
                            f"| {round(size / best):,} | | | |")  # fmt: skip
         out.append("")
-    out.append(NOTES)
+    out.append(NOTES_FILE.read_text(encoding="utf-8"))
     return "\n".join(out)
 
 

@@ -26,6 +26,7 @@ from typing import Any
 from nectar import __version__
 from nectar.config import Config
 from nectar.corpus.layout import MANIFEST_NAME, Corpus
+from nectar.engine.api import DEFAULT_ENGINE
 from nectar.errors import CheckFailed, NectarError
 from nectar.policy import ir
 from nectar.policy.format import format_policy
@@ -259,7 +260,7 @@ def compile_policy(
     corpus_dir: Path | None = None,
     environments: Sequence[str] | None = None,
     prove: bool = True,
-    engine: str = "polars",
+    engine: str = DEFAULT_ENGINE,
     previous_lock: Mapping[str, Any] | None = None,
 ) -> CompileResult:
     """Read, lower, (prove,) and render a policy; returns what to write. Writes nothing.

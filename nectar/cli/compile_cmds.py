@@ -18,7 +18,7 @@ from nectar.cli.common import (
     resolve_policy,
     warn,
 )
-from nectar.cli.engine_cmds import EngineChoice
+from nectar.cli.engine_cmds import DEFAULT_CHOICE, EngineChoice
 from nectar.config import Config, load_config
 from nectar.errors import EXIT_CHECK_FAILED, NectarError
 
@@ -59,7 +59,7 @@ def compile_cmd(
         False, "--locked", help="Fail (exit 1, write nothing) if the output would differ from the lockfile."
     ),
     no_prove: bool = typer.Option(False, "--no-prove", help="Skip the proof (recorded in the lockfile)."),
-    engine: EngineChoice = typer.Option(EngineChoice.polars, "--engine", help="Proof engine (polars, duckdb, ...)."),
+    engine: EngineChoice = typer.Option(DEFAULT_CHOICE, "--engine", help="Proof engine (polars, duckdb, ...)."),
     fmt: OutputFormat = typer.Option(OutputFormat.text, "--format", help="text or json."),
 ) -> None:
     """Prove the policy, then write Refinery's rules.yaml (RulesVersion 2) and nectar.lock.

@@ -12,6 +12,7 @@ from typing import Any
 import typer
 
 from nectar.cli.common import OutputFormat, app, emit_json, out_console, resolve_corpus, stdout_is_tty
+from nectar.engine.api import DEFAULT_ENGINE
 
 REPLAY_EPILOG = (
     "Examples: nectar replay rules.yaml --env production  |  "
@@ -26,6 +27,9 @@ class EngineChoice(StrEnum):
     reference = "reference"
 
 
+DEFAULT_CHOICE = EngineChoice(DEFAULT_ENGINE)  # nectar.engine.api.DEFAULT_ENGINE, for every CLI
+
+
 @app.command("replay", epilog=REPLAY_EPILOG)
 def replay_cmd(
     rules: Path = typer.Argument(..., help="Refinery rules file (RulesVersion 2 YAML)."),
@@ -33,7 +37,7 @@ def replay_cmd(
     env: str | None = typer.Option(
         None, "--env", help="Environment (Samplers key); Refinery's lookup: exact name, else __default__."
     ),
-    engine: EngineChoice = typer.Option(EngineChoice.polars, "--engine", help="polars, duckdb or reference."),
+    engine: EngineChoice = typer.Option(DEFAULT_CHOICE, "--engine", help="polars, duckdb or reference."),
     fmt: OutputFormat = typer.Option(OutputFormat.text, "--format", help="text or json."),
     per_trace: Path | None = typer.Option(
         None, "--per-trace", help="Write each trace's decision as JSON lines (sorted by trace id) to FILE."

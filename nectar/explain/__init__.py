@@ -11,6 +11,7 @@ from enum import StrEnum
 
 from nectar.config import Config
 from nectar.corpus.layout import Corpus
+from nectar.engine.api import DEFAULT_ENGINE
 from nectar.explain.fates import trace_fates
 from nectar.explain.model import Explanation, build_explanation
 from nectar.policy import ir
@@ -24,7 +25,7 @@ class Form(StrEnum):
 
 
 def explain_policy(
-    policy: ir.Policy, corpus: Corpus, config: Config, engine: str = "polars", examples: int = 3
+    policy: ir.Policy, corpus: Corpus, config: Config, engine: str = DEFAULT_ENGINE, examples: int = 3
 ) -> Explanation:
     """Prove ``policy`` on ``corpus`` and build the report; ``examples`` trace ids are shown per rule and check."""
     report = prove_policy(policy, corpus, config, engine=engine, max_examples=examples)
