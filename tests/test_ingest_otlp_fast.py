@@ -136,3 +136,28 @@ def test_real_otlp_trace_matches(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     src = shared_path("realtraces", "jaeger-ui-hotrod-otlp", "derived", "hotrod-trace.otlp.json")
     doc = json.loads(src.read_text(encoding="utf-8"))
     _both(tmp_path, _write(tmp_path, [json.dumps(doc), json.dumps(doc)]), monkeypatch)
+
+
+def test_chunks_ahead_keeps_order_and_defers_a_read_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    import io
+
+    from nectar.corpus.ingest import chunks
+
+    monkeypatch.setattr(chunks, "CHUNK_BYTES", 10)
+
+    class Truncated(io.BytesIO):
+        def read(self, n: int | None = -1) -> bytes:
+            if self.tell() >= 40:
+                raise EOFError("truncated")
+            return super().read(n)
+
+    data = b"".join(b"line %02d\n" % i for i in range(12))
+    got: list[bytes] = []
+    with pytest.raises(EOFError):
+        for chunk, parsed in chunks.chunks_ahead(Truncated(data), len, first=b"head\n"):
+            assert parsed == len(chunk) and chunk.endswith(b"\n")
+            got.append(chunk)
+    assert b"".join(got) == b"head\n" + data[: len(b"".join(got)) - 5]  # whole lines, in order, up to the error
+    assert len(b"".join(got)) >= 40
+    plain = list(chunks.chunks_ahead(io.BytesIO(data), None))
+    assert b"".join(c for c, _ in plain) == data and all(p is None for _, p in plain)

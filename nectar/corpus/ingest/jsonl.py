@@ -19,6 +19,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from nectar.corpus.ingest.builder import RecordError, Skips, SpanSink
+from nectar.corpus.ingest.chunks import chunks_ahead
 from nectar.corpus.ingest.common import rfc3339_to_us, timestamp_to_us
 from nectar.corpus.ingest.sources import Source, line_text, open_stream
 
@@ -58,7 +59,6 @@ def take_ids(d: dict[str, Any]) -> tuple[str, str | None, str | None]:
 
 
 USE_FAST_PATH = True  # tests turn it off to compare both paths
-CHUNK_BYTES = 16 << 20
 
 
 def read(src: Source, sink: SpanSink, skips: Skips) -> Iterator[Any]:
@@ -72,14 +72,9 @@ def read(src: Source, sink: SpanSink, skips: Skips) -> Iterator[Any]:
     raw, stream = open_stream(src)
     first_line = 1
     try:
-        while True:
-            chunk = stream.read(CHUNK_BYTES)
-            if not chunk:
-                break
-            if not chunk.endswith(b"\n"):
-                chunk += stream.readline()
+        # The next chunk is parsed in a thread while this one's part files are written (chunks.chunks_ahead).
+        for chunk, ready in chunks_ahead(stream, fast_chunk if USE_FAST_PATH else None):
             lines = chunk.count(b"\n") + (0 if chunk.endswith(b"\n") else 1)
-            ready = fast_chunk(chunk) if USE_FAST_PATH else None
             if ready is not None:
                 table, colmap = ready
                 sink.real_spans += table.num_rows

@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from nectar.corpus.ingest.builder import RecordError, Skips, SpanSink
+from nectar.corpus.ingest.chunks import chunks_ahead
 from nectar.corpus.ingest.common import otlp_json_id
 from nectar.corpus.ingest.otel import (
     OtelSpan,
@@ -27,7 +28,6 @@ from nectar.corpus.ingest.sources import Source, line_text, open_stream, read_do
 from nectar.util import int_from_text
 
 USE_FAST_PATH = True  # tests turn it off to compare both paths
-CHUNK_BYTES = 16 << 20
 
 
 def read(src: Source, sink: SpanSink, skips: Skips) -> Iterator[Any]:
@@ -57,14 +57,8 @@ def read(src: Source, sink: SpanSink, skips: Skips) -> Iterator[Any]:
         # JSON lines: chunks of whole lines through the native fast path when it gives exactly the same result
         # (:mod:`nectar.corpus.ingest.otlp_fast`), else line by line.
         first_line = 1
-        head = first
-        while head:
-            parts = [head, stream.read(CHUNK_BYTES)]
-            if not parts[1].endswith(b"\n"):
-                parts.append(stream.readline())
-            chunk = b"".join(parts)  # one copy
+        for chunk, ready in chunks_ahead(stream, fast_otlp_chunk if USE_FAST_PATH else None, first):
             lines = chunk.count(b"\n") + (0 if chunk.endswith(b"\n") else 1)
-            ready = fast_otlp_chunk(chunk) if USE_FAST_PATH else None
             if ready is not None:
                 table, colmap = ready
                 sink.real_spans += table.num_rows
@@ -76,7 +70,6 @@ def read(src: Source, sink: SpanSink, skips: Skips) -> Iterator[Any]:
                 for lineno, line in enumerate(io.BytesIO(chunk), first_line):
                     yield from _line(line, lineno, sink, skips, name)
             first_line += lines
-            head = stream.readline()  # the next chunk's first line, or the end
     except (OSError, EOFError) as exc:
         skips.add(name, None, f"unreadable input: {exc}")
     finally:
