@@ -151,8 +151,8 @@ def _targets(entries: list[dict[str, Any]]) -> list[str]:
         if e["case"].startswith("ingest") and e["variant"] == "nectar ingest" and r is not None:
             ok = 1 / r[0] >= INGEST_TARGET
             lines.append(
-                f"| {e['case']} {_size(e['size'])}: >= 1/3 of the parser floor's speed | {1 / r[0]:.2f}; "
-                f"{1 / r[1]:.2f} of the floor's speed | {'yes' if ok else 'no'} |"
+                f"| {e['case']} {_size(e['size'])}: >= 1/3 of the parser floor's speed | {1 / r[0]:.3f}; "
+                f"{1 / r[1]:.3f} of the floor's speed | {'yes' if ok else 'no'} |"
             )
     flat = sorted(
         (e for e in entries if e["case"] == "ingest flat JSON lines" and e["variant"] == "nectar ingest"),
