@@ -9,6 +9,7 @@ from typing import Any
 
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from nectar.prove.checks import CheckResult
 from nectar.prove.core import ProofReport, rules_table
@@ -107,8 +108,8 @@ def render_text(report: ProofReport, color: bool = False, width: int = 120) -> s
     for row in rules_table(report):
         share = row["budget_share"]
         table.add_row(
-            row["rule"],
-            row["match"],
+            Text(row["rule"]),  # plain text: a regex's [a-z] is not Rich markup
+            Text(row["match"]),
             _fmt_num(row["matched_traces"]),
             _fmt_num(row["decided_traces"]),
             _fmt_num(row["kept_events_per_sec"]),
