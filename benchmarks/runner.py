@@ -224,7 +224,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, default=ROOT, help="where results.json and RESULTS.md go (default benchmarks/)")
     ap.add_argument("--cache", type=Path, default=ROOT / ".cache", help="corpus and input cache")
     ap.add_argument("--ingest-sizes", default="1m,3m", help="ingest sizes: flat JSON at each, OTLP at the first")
-    ap.add_argument("--explain-sizes", default="10m", help="compile_explain sizes (default 10m)")
+    ap.add_argument("--explain-sizes", default="1m,10m", help="compile_explain sizes (default 1m,10m)")
     ap.add_argument("--reference-spans", default="100k", help="slice the reference evaluator runs on (default 100k)")
     ap.add_argument("--no-check", action="store_true", help="skip the floor/engine agreement check")
     ap.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
