@@ -206,10 +206,12 @@ def render(results: dict[str, Any]) -> str:
         extra = " speed vs floor (best / median) |" if speed else ""
         out += [f"## {title}", "", header + " time vs floor (best / median) |" + extra + " runs | load |"]
         out.append("|---|---|---|---|---|---|" + ("---|" if speed else "") + "---|---|")
-        out += [_row(e, entries, speed) for e in rows]
-        if case == "compile_explain":
+        if case != "compile_explain":
+            out += [_row(e, entries, speed) for e in rows]
+        else:
             for size in sorted({e["size"] for e in rows}):
                 steps = [e for e in rows if e["size"] == size]
+                out += [_row(e, entries, speed) for e in steps]
                 total = sum(e["wall_s"]["median"] for e in steps)
                 best = sum(e["wall_s"]["min"] for e in steps)
                 peak = max(e["peak_rss_mb"]["max"] for e in steps)
