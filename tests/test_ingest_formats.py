@@ -362,3 +362,37 @@ def test_integer_text_that_is_not_ascii_decimal_is_reported_not_crashed_on(tmp_p
     src.write_text(json.dumps(trace), encoding="utf-8")
     summary = ingest_paths([str(src)], tmp_path / "c", fmt="jaeger")
     assert summary.spans == 1 and summary.skipped == 1
+
+
+def test_otlp_int_beyond_int64_becomes_a_float_and_the_corpus_stays_readable(tmp_path: Path) -> None:
+    from nectar.corpus.stats import field_catalog
+
+    doc = {
+        "resourceSpans": [
+            {
+                "resource": {"attributes": []},
+                "scopeSpans": [
+                    {
+                        "spans": [
+                            {
+                                "traceId": "0af7651916cd43dd8448eb211c80319c",
+                                "spanId": "b7ad6b7169203331",
+                                "name": "a",
+                                "startTimeUnixNano": "1700000000000000000",
+                                "endTimeUnixNano": "1700000001000000000",
+                                "attributes": [{"key": "big", "value": {"intValue": "99999999999999999999"}}],
+                            }
+                        ]
+                    }
+                ],
+            }
+        ]
+    }
+    src = tmp_path / "big.json"
+    src.write_text(json.dumps(doc), encoding="utf-8")
+    ingest_paths([str(src)], tmp_path / "c")
+    corpus = Corpus.open(tmp_path / "c")
+    assert corpus.manifest.fields["big"] == {"float": 1}
+    assert list(corpus.manifest.files[0].columns.values()).count(["big", "int"]) == 0  # no all-null int column
+    assert corpus.scan().select("big").collect().item() == 1e20
+    assert {f.name for f in field_catalog(corpus).fields} >= {"big"}

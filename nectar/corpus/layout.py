@@ -291,7 +291,13 @@ class Corpus:
     def __init__(self, root: Path, manifest: Manifest) -> None:
         self.root = root
         self.manifest = manifest
-        self.field_columns: dict[str, dict[ValueType, str]] = field_columns_of(manifest.fields)
+        # Types come from the counts and from every part's column map, so a column that a part declares but
+        # whose values are all null (a writer's choice, not a contract breach) still has a canonical place.
+        types: dict[str, dict[str, int]] = {f: dict(c) for f, c in manifest.fields.items()}
+        for part in manifest.files:
+            for fname, t in part.columns.values():
+                types.setdefault(fname, {}).setdefault(t, 0)
+        self.field_columns: dict[str, dict[ValueType, str]] = field_columns_of(types)
 
     @classmethod
     def open(cls, path: str | Path) -> Corpus:
@@ -322,7 +328,7 @@ class Corpus:
     def canonical_schema(self) -> dict[str, pa.DataType]:
         """Every canonical column and its Arrow type, core columns first, then fields sorted by name and type."""
         schema: dict[str, pa.DataType] = {f.name: f.type for f in CORE_SCHEMA}
-        for fname, by_type in self.field_columns.items():
+        for by_type in self.field_columns.values():
             for t, col in by_type.items():
                 schema[col] = ARROW_TYPE[t]
         return schema

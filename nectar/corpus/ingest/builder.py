@@ -196,6 +196,8 @@ class SpanSink:
                 col, overflow = _split_big_ints(col)
                 if overflow is not None:
                     _merge_into(slots, ValueType.FLOAT, overflow)
+                    if all(v is None for v in col):  # every int was beyond int64: no int column at all
+                        continue
             _merge_into(slots, vt, col)
         columns: dict[str, pa.Array] = {
             TRACE_ID: pa.array(self.traces, pa.string()),
