@@ -47,7 +47,7 @@ from nectar.corpus.layout import (
     spans_to_table,
 )
 from nectar.errors import NectarError
-from nectar.util import sha256_file, int_from_text
+from nectar.util import int_from_text, sha256_file
 
 ROW_GROUP_ROWS = 128 * 1024
 COMPRESSION = "zstd"

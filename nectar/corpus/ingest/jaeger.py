@@ -18,11 +18,11 @@ import re
 from collections.abc import Iterator
 from typing import Any
 
-from nectar.util import int_from_text
 from nectar.corpus.ingest.builder import RecordError, Skips, SpanSink
 from nectar.corpus.ingest.common import as_int, go_json, hex_id, salvage_array
 from nectar.corpus.ingest.otel import OtelSpan, emit_span, scope_fields
 from nectar.corpus.ingest.sources import Source, open_stream, read_document
+from nectar.util import int_from_text
 
 _KINDS = {"internal": 1, "server": 2, "client": 3, "producer": 4, "consumer": 5}
 
@@ -121,7 +121,6 @@ def jaeger_span(s: dict[str, Any], process: dict[str, Any]) -> tuple[OtelSpan, d
         links=links,
     )
     return span, base
-
 
 
 def _references(refs: Any, tid: str) -> tuple[str, list[tuple[str, str, dict[str, Any]]]]:

@@ -32,9 +32,9 @@ from __future__ import annotations
 import base64
 from typing import Any
 
-from nectar.util import int_from_text
 from nectar.corpus.ingest.builder import RecordError, SpanSink
 from nectar.corpus.ingest.common import go_json, trim_trace_id
+from nectar.util import int_from_text
 
 MAX_DEPTH = 5  # husky common.go maxDepth: kvlists deeper than this are kept as JSON text
 STATUS_ERROR = 2

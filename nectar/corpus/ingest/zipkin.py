@@ -17,7 +17,6 @@ import json
 from collections.abc import Iterator
 from typing import Any
 
-from nectar.util import int_from_text
 from nectar.corpus.ingest.builder import RecordError, Skips, SpanSink
 from nectar.corpus.ingest.common import as_uint, hex_id, salvage_array
 from nectar.corpus.ingest.otel import OtelSpan, emit_span
@@ -142,4 +141,3 @@ def zipkin_span(s: Any) -> tuple[OtelSpan, dict[str, Any]]:
         events=events,
     )
     return span, base
-
