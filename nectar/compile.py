@@ -409,12 +409,17 @@ def write_outputs(result: CompileResult, rules_path: Path, lock_path: Path) -> N
     write_files([(rules_path, result.rules_bytes), (lock_path, result.lock_text.encode("utf-8"))])
 
 
+# Keys of the lock that record how, not what: both engines give identical proof reports (the test suite holds them
+# to it), so proving with the other engine does not change the output that --locked guards.
+_LOCKED_IGNORES = ("proof.engine",)
+
+
 def check_locked(result: CompileResult, lock_path: Path) -> list[str]:
     """``--locked``: what would change in the lock (empty: the output is exactly what the lock records)."""
     old = read_lock(lock_path)
     if old is None:
         return [f"no lockfile at {lock_path}: run `nectar compile` without --locked to create it"]
-    return lock_differences(old, result.lock)
+    return [d for d in lock_differences(old, result.lock) if not d.startswith(tuple(k + ":" for k in _LOCKED_IGNORES))]
 
 
 def record_proposal(lock_path: Path, model: str, prompt_sha256: str) -> None:

@@ -422,3 +422,15 @@ def test_proposal_sidecar_is_locked(tmp_path: Path) -> None:
     assert _run(proj, "compile", "--no-prove") == 0
     lock = read_lock(proj / "nectar.lock")
     assert lock is not None and lock["proposal"] is None
+
+
+def test_locked_does_not_care_which_engine_proved(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # Both engines give identical proof reports, so proving with the other one changes nothing --locked guards.
+    proj = _project(tmp_path)
+    assert _run(proj, "compile", "--engine", "polars") == 0
+    assert json.loads((proj / "nectar.lock").read_text())["proof"]["engine"] == "polars"
+    capsys.readouterr()
+    assert _run(proj, "compile", "--locked", "--engine", "duckdb") == 0
+    assert json.loads((proj / "nectar.lock").read_text())["proof"]["engine"] == "polars"  # the lock is left as is
+    (proj / "policy.toon").write_text((proj / "policy.toon").read_text().replace("sample(0.01)", "sample(0.02)"))
+    assert _run(proj, "compile", "--locked", "--engine", "duckdb") == 1

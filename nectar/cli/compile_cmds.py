@@ -3,6 +3,7 @@ ships, and adopting an existing rules file."""
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 from pathlib import Path
 
@@ -96,6 +97,11 @@ def compile_cmd(
                 for d in diffs:
                     notice(f"  {d}")
             raise typer.Exit(EXIT_CHECK_FAILED)
+        # The output is what the lock records (keys that say only how it was proven may differ): keep the lock
+        # exactly as it is, so a passing --locked run never changes a checked-in file.
+        recorded = read_lock(lock_path)
+        if recorded is not None:
+            result = dataclasses.replace(result, lock=recorded)
     write_outputs(result, rules_path, lock_path)
     for diag in result.source.policy.diagnostics:
         text = NectarError(diag.message, diag.span, diag.hint).render()
