@@ -29,7 +29,7 @@ def explain_policy(
 ) -> Explanation:
     """Prove ``policy`` on ``corpus`` and build the report; ``examples`` trace ids are shown per rule and check."""
     report = prove_policy(policy, corpus, config, engine=engine, max_examples=examples)
-    return build_explanation(report, examples=examples, fates=trace_fates(report, config))
+    return build_explanation(report, examples=examples, fates=trace_fates(report))
 
 
 def render(ex: Explanation, form: Form | str, color: bool = False, width: int = 120) -> str:

@@ -1,9 +1,9 @@
 """What happens to the traces that matter: error traces and each must-keep class, by deciding rule and outcome.
 
 The prover says whether every such trace is kept; a reviewer also wants to see *which* rule keeps them (an error
-kept only because it happens to be slow is one latency change away from being dropped). A class is a match
-expression lowered like a policy rule (:func:`nectar.policy.lower.lower_predicate`, Refinery's semantics), decided
-by the same engine in one extra pass over the corpus for all classes together.
+kept only because it happens to be slow is one latency change away from being dropped). Which traces belong to
+each class comes from the prover's own pass (:attr:`nectar.prove.core.ProofReport.predicate_hits`): the classes are
+the prover's error definition and must-keep classes, so nothing is evaluated twice.
 """
 
 from __future__ import annotations
@@ -12,14 +12,7 @@ from dataclasses import dataclass
 
 import polars as pl
 
-from nectar.config import Config
-from nectar.engine.api import evaluate
-from nectar.errors import NectarError
-from nectar.policy import ir
-from nectar.policy.expr import parse_expr, standalone_origin
-from nectar.policy.lower import lower_predicate
 from nectar.prove.core import ProofReport, read_must_keep_ids
-from nectar.refinery.model import Rule, RulesBasedSampler
 
 NO_RULE = "(no rule)"
 
@@ -34,38 +27,15 @@ class Fate:
     rows: tuple[tuple[str, str, int, int], ...]  # (policy rule or NO_RULE, keep, rate, traces), in rule order
 
 
-def _classes(report: ProofReport, config: Config) -> list[tuple[str, str, ir.Expr]]:
-    text = report.error_definition
-    try:
-        err = parse_expr(text, standalone_origin(text, "nectar.toml prove.error_definition"), config.aliases).expr
-    except NectarError as exc:  # pragma: no cover - the prover parsed it already
-        raise NectarError(f"prove.error_definition: {exc.message}", exc.span, exc.hint) from None
-    out = [("error traces", text, err)]
-    out += [(f"class {m.name!r}", m.match_text, m.match) for m in report.policy.must_keep]
-    return out
-
-
-def trace_fates(report: ProofReport, config: Config) -> tuple[Fate, ...]:
+def trace_fates(report: ProofReport) -> tuple[Fate, ...]:
     """Error traces, each must-keep class and the ids in ``must-keep.txt``: how the policy decides them."""
     dec = report.decisions
-    classes = _classes(report, config)
-    rules: list[Rule] = []
-    groups: list[list[int]] = []
-    for k, (_, _, e) in enumerate(classes):
-        sub = lower_predicate(e, f"c{k}").rules[:-1]  # without the final catch-all drop
-        groups.append(list(range(len(rules), len(rules) + len(sub))))
-        rules.extend(sub)
-    rules.append(Rule(name="none", drop=True))
-    result = evaluate(RulesBasedSampler(tuple(rules)), report.corpus, engine=report.engine, with_matches=True)
-    matches = result.matches
-    assert matches is not None
-    if result.decisions.get_column("trace_id").to_list() != dec.get_column("trace_id").to_list():
-        raise AssertionError("engine returned traces in different orders")  # pragma: no cover
+    classes = [("error traces", report.error_definition)]
+    classes += [(f"class {m.name!r}", m.match_text) for m in report.policy.must_keep]
     origin = {i: o.policy_rule for i, o in enumerate(report.lowered.origins)}
     order = {name: pos for pos, name in enumerate(dict.fromkeys(origin.values()))}
     fates = []
-    for (label, text, _), g in zip(classes, groups, strict=True):
-        hit = matches.select(pl.any_horizontal([f"m{i}" for i in g]) if g else pl.lit(False)).to_series()
+    for (label, text), hit in zip(classes, report.predicate_hits, strict=True):
         fates.append(_fate(label, text, dec.filter(hit), origin, order))
     ids = read_must_keep_ids(report.corpus)
     if ids is not None:

@@ -54,6 +54,9 @@ class ProofReport:
     error_definition: str
     decisions: pl.DataFrame = field(repr=False)
     strict: bool = False
+    # Per predicate (the error definition, then each must-keep class in policy order): whether it matches each
+    # trace, in the decisions' row order. ``explain`` reads them instead of evaluating the predicates again.
+    predicate_hits: tuple[pl.Series, ...] = field(default=(), repr=False)
 
     @property
     def passed(self) -> bool:
@@ -234,7 +237,9 @@ def prove_policy(
     budget = budget_figures(dec, p, corpus.manifest.window_seconds, corpus.manifest.sample_rate, throughput_caps)
     checks.append(_check_budget(policy, budget))
     lints = corpus_lints(policy, lowered, corpus, replay)
-    return ProofReport(policy, lowered, corpus, engine, checks, lints, replay, budget, err_text, dec, strict)
+    return ProofReport(
+        policy, lowered, corpus, engine, checks, lints, replay, budget, err_text, dec, strict, tuple(hits)
+    )
 
 
 def _check_fallback(lowered: LoweredPolicy, dec: pl.DataFrame, examples: _Examples) -> CheckResult:
