@@ -13,6 +13,7 @@ Same policy, config and corpus give the same bytes: no timestamps, no absolute p
 from __future__ import annotations
 
 import contextlib
+import copy
 import difflib
 import hashlib
 import json
@@ -411,7 +412,15 @@ def write_outputs(result: CompileResult, rules_path: Path, lock_path: Path) -> N
 
 # Keys of the lock that record how, not what: both engines give identical proof reports (the test suite holds them
 # to it), so proving with the other engine does not change the output that --locked guards.
-_LOCKED_IGNORES = ("proof.engine",)
+_LOCKED_IGNORES = (("proof", "engine"),)
+
+
+def _without_ignored(lock: dict[str, Any]) -> dict[str, Any]:
+    out = copy.deepcopy(lock)
+    for section, key in _LOCKED_IGNORES:
+        if isinstance(out.get(section), dict):
+            out[section].pop(key, None)
+    return out
 
 
 def check_locked(result: CompileResult, lock_path: Path) -> list[str]:
@@ -419,7 +428,7 @@ def check_locked(result: CompileResult, lock_path: Path) -> list[str]:
     old = read_lock(lock_path)
     if old is None:
         return [f"no lockfile at {lock_path}: run `nectar compile` without --locked to create it"]
-    return [d for d in lock_differences(old, result.lock) if not d.startswith(tuple(k + ":" for k in _LOCKED_IGNORES))]
+    return lock_differences(_without_ignored(old), _without_ignored(result.lock))
 
 
 def record_proposal(lock_path: Path, model: str, prompt_sha256: str) -> None:
