@@ -24,8 +24,6 @@ import pyarrow as pa
 from nectar.corpus.layout import ARRIVAL, ARROW_TYPE, PARENT_ID, TRACE_ID, Corpus, ValueType, quote_ident
 from nectar.engine.decision import EvalResult
 from nectar.engine.lowering import (
-    META_ROOT,
-    SIGNAL_TYPE,
     TRUE_STRINGS,
     Cmp,
     CondPlan,
@@ -56,7 +54,7 @@ from nectar.engine.polars_engine import (
     trace_level,
 )
 from nectar.refinery import gostr
-from nectar.refinery.model import RulesBasedSampler, Sampler, SamplerConfig
+from nectar.refinery.model import META_ROOT, SIGNAL_TYPE, RulesBasedSampler, Sampler, SamplerConfig
 
 _SQL_TYPE = {
     ValueType.STR: "VARCHAR",

@@ -30,8 +30,10 @@ from typing import Any
 from nectar.corpus.layout import ValueType
 from nectar.refinery import gostr
 from nectar.refinery.model import (
+    META_ROOT,
     NUM_DESCENDANTS,
     ROOT_PREFIX,
+    UINT64_MASK,
     Condition,
     Datatype,
     Operator,
@@ -42,9 +44,6 @@ from nectar.refinery.model import (
     SamplerKind,
 )
 
-META_ROOT = "meta.refinery.root"
-SIGNAL_TYPE = "meta.signal_type"
-UINT64_MASK = 2**64 - 1
 TRUE_STRINGS = ("1", "t", "T", "TRUE", "true", "True")  # strconv.ParseBool's true set
 
 # Value kinds a typed column can hold (NULL = present-with-null and MISSING are constants).

@@ -32,9 +32,7 @@ import polars as pl
 from nectar.corpus.layout import ARRIVAL, PARENT_ID, TRACE_ID, Corpus, ValueType
 from nectar.engine.decision import DECISION_SCHEMA, EvalResult
 from nectar.engine.lowering import (
-    META_ROOT,
     NO_MATCH,
-    SIGNAL_TYPE,
     TRUE_STRINGS,
     Cmp,
     CondPlan,
@@ -54,7 +52,7 @@ from nectar.engine.lowering import (
     visible_fields,
 )
 from nectar.refinery import gostr
-from nectar.refinery.model import RulesBasedSampler, Sampler, SamplerConfig
+from nectar.refinery.model import META_ROOT, SIGNAL_TYPE, RulesBasedSampler, Sampler, SamplerConfig
 
 INT64_MIN = -(2**63)
 IS_ROOT = "__is_root"

@@ -36,8 +36,13 @@ from nectar.engine.decision import Decision, EvalResult, Keep, decisions_frame
 from nectar.refinery import gostr
 from nectar.refinery.model import (
     COMPARISON_OPERATORS,
+    META_ROOT,
     NUM_DESCENDANTS,
+    PARENT_ID_KEYS,
     ROOT_PREFIX,
+    SIGNAL_TYPE,
+    TRACE_ID_KEYS,
+    UINT64_MASK,
     Condition,
     Datatype,
     Operator,
@@ -47,13 +52,6 @@ from nectar.refinery.model import (
     SamplerConfig,
     SamplerKind,
 )
-
-# Refinery's default IDFieldNames (config.go): the trace id and parent id keys it consumes.
-TRACE_ID_KEYS = ("trace.trace_id", "traceId")
-PARENT_ID_KEYS = ("trace.parent_id", "parentId")
-SIGNAL_TYPE = "meta.signal_type"
-ROOT_FLAG = "meta.refinery.root"
-UINT64_MASK = 2**64 - 1
 
 _STATEFUL_REASON = {
     SamplerKind.DYNAMIC: "dynamic",
@@ -85,7 +83,7 @@ def make_span(fields: dict[str, Any], has_parent: bool) -> EvalSpan:
     visible = dict(fields)
     if not is_log:
         # Refinery sets the bool metadata slot meta.refinery.root on every non-log span (route.go / payload.go).
-        visible[ROOT_FLAG] = is_root
+        visible[META_ROOT] = is_root
     return EvalSpan(visible, is_root, fields)
 
 

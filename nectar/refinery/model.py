@@ -58,6 +58,13 @@ class Scope(StrEnum):
 
 NUM_DESCENDANTS = "?.NUM_DESCENDANTS"
 ROOT_PREFIX = "root."
+# Refinery's default IDFieldNames (config.go): id keys it consumes, invisible to rules (SEMANTICS.md 2.1).
+TRACE_ID_KEYS = ("trace.trace_id", "traceId")
+PARENT_ID_KEYS = ("trace.parent_id", "parentId")
+# types/payload.go metadata: a bool set on every non-log span (true on roots); log events are never roots.
+META_ROOT = "meta.refinery.root"
+SIGNAL_TYPE = "meta.signal_type"
+UINT64_MASK = 2**64 - 1  # Go's uint(SampleRate): a negative rate wraps
 
 
 @dataclass(frozen=True, slots=True)

@@ -22,40 +22,33 @@ from nectar.corpus.ingest.builder import RecordError, Skips, SpanSink
 from nectar.corpus.ingest.chunks import chunks_ahead
 from nectar.corpus.ingest.common import rfc3339_to_us, timestamp_to_us
 from nectar.corpus.ingest.sources import Source, line_text, open_stream
+from nectar.refinery.model import PARENT_ID_KEYS, TRACE_ID_KEYS
 
-TRACE_KEYS = ("trace.trace_id", "traceId")
-PARENT_KEYS = ("trace.parent_id", "parentId")
+TRACE_KEYS = TRACE_ID_KEYS  # Refinery's default IDFieldNames
+PARENT_KEYS = PARENT_ID_KEYS
 SPAN_KEYS = ("trace.span_id", "spanId")
 TIMESTAMP_KEY = "timestamp"
 
 
-def take_ids(d: dict[str, Any]) -> tuple[str, str | None, str | None]:
-    """Remove the id keys from a flat span and return ``(trace id, span id, parent id)``."""
-    trace = None
-    for k in TRACE_KEYS:
+def _take(d: dict[str, Any], keys: tuple[str, ...]) -> str | None:
+    """Remove every string-valued key of ``keys`` from ``d``; the first non-empty one is the id."""
+    found = None
+    for k in keys:
         v = d.get(k)
         if v.__class__ is str:
             del d[k]
-            if trace is None and v:
-                trace = v
+            if found is None and v:
+                found = v
+    return found
+
+
+def take_ids(d: dict[str, Any]) -> tuple[str, str | None, str | None]:
+    """Remove the id keys from a flat span and return ``(trace id, span id, parent id)``."""
+    trace = _take(d, TRACE_KEYS)
     if trace is None:
         present = [k for k in TRACE_KEYS if k in d]
         raise RecordError(f"trace id not a string: {present[0]!r}" if present else "missing trace id")
-    span = None
-    for k in SPAN_KEYS:
-        v = d.get(k)
-        if v.__class__ is str:
-            del d[k]
-            if span is None and v:
-                span = v
-    parent = None
-    for k in PARENT_KEYS:
-        v = d.get(k)
-        if v.__class__ is str:
-            del d[k]
-            if parent is None and v:
-                parent = v
-    return trace, span, parent
+    return trace, _take(d, SPAN_KEYS), _take(d, PARENT_KEYS)
 
 
 USE_FAST_PATH = True  # tests turn it off to compare both paths
