@@ -21,7 +21,7 @@ from typing import Any
 from nectar.corpus.ingest.builder import RecordError, Skips, SpanSink
 from nectar.corpus.ingest.common import as_int, go_json, hex_id, salvage_array
 from nectar.corpus.ingest.otel import OtelSpan, emit_span, scope_fields
-from nectar.corpus.ingest.sources import Source, open_stream, read_document
+from nectar.corpus.ingest.sources import Source, read_whole
 from nectar.util import int_from_text
 
 _KINDS = {"internal": 1, "server": 2, "client": 3, "producer": 4, "consumer": 5}
@@ -29,15 +29,10 @@ _KINDS = {"internal": 1, "server": 2, "client": 3, "producer": 4, "consumer": 5}
 
 def read(src: Source, sink: SpanSink, skips: Skips) -> Iterator[None]:
     """Read a Jaeger JSON document (held whole: these are per-trace downloads or API responses)."""
-    raw, stream = open_stream(src)
     name = src.display
-    try:
-        text = read_document(stream)
-    except (OSError, EOFError) as exc:
-        skips.add(name, None, f"unreadable input: {exc}")
+    text = read_whole(src, skips)
+    if text is None:
         return
-    finally:
-        raw.close()
     try:
         doc = json.loads(text)
     except ValueError as exc:

@@ -17,20 +17,14 @@ from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans
 from nectar.corpus.ingest.builder import RecordError, Skips, SpanSink
 from nectar.corpus.ingest.common import go_json
 from nectar.corpus.ingest.otel import MAX_DEPTH, SAMPLE_RATE_KEYS, OtelSpan, emit_span, scope_fields
-from nectar.corpus.ingest.sources import Source, open_stream, read_document
+from nectar.corpus.ingest.sources import Source, read_whole
 
 
 def read(src: Source, sink: SpanSink, skips: Skips) -> Iterator[None]:
     """Read an OTLP protobuf file (a single message, or length-prefixed messages)."""
-    raw, stream = open_stream(src)
-    try:
-        try:
-            data = read_document(stream)
-        except (OSError, EOFError) as exc:
-            skips.add(src.display, None, f"unreadable input: {exc}")
-            return
-    finally:
-        raw.close()
+    data = read_whole(src, skips)
+    if data is None:
+        return
     split = _split(data)
     messages: list[tuple[int | None, bytes]] = list(split) if split is not None else [(None, data)]
     for i, (offset, body) in enumerate(messages):

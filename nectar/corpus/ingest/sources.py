@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
+from nectar.corpus.ingest.builder import Skips
 from nectar.errors import NectarError
 from nectar.util import sha256_file
 
@@ -283,3 +284,15 @@ def read_document(stream: IO[bytes]) -> bytes:
     while block := stream.read(1 << 20):
         buf.write(block)
     return buf.getvalue()
+
+
+def read_whole(src: Source, skips: Skips) -> bytes | None:
+    """The whole decompressed document of ``src``, or None after reporting it unreadable to ``skips``."""
+    raw, stream = open_stream(src)
+    try:
+        return read_document(stream)
+    except (OSError, EOFError) as exc:
+        skips.add(src.display, None, f"unreadable input: {exc}")
+        return None
+    finally:
+        raw.close()

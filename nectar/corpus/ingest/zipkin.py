@@ -20,22 +20,17 @@ from typing import Any
 from nectar.corpus.ingest.builder import RecordError, Skips, SpanSink
 from nectar.corpus.ingest.common import as_uint, hex_id, salvage_array
 from nectar.corpus.ingest.otel import OtelSpan, emit_span
-from nectar.corpus.ingest.sources import Source, open_stream, read_document
+from nectar.corpus.ingest.sources import Source, read_whole
 
 _KINDS = {"SERVER": 2, "CLIENT": 3, "PRODUCER": 4, "CONSUMER": 5}
 
 
 def read(src: Source, sink: SpanSink, skips: Skips) -> Iterator[None]:
     """Read a Zipkin v2 JSON array of spans (or JSON lines of spans)."""
-    raw, stream = open_stream(src)
     name = src.display
-    try:
-        text = read_document(stream)
-    except (OSError, EOFError) as exc:
-        skips.add(name, None, f"unreadable input: {exc}")
+    text = read_whole(src, skips)
+    if text is None:
         return
-    finally:
-        raw.close()
     limit = sink.batch_spans
     try:
         doc = json.loads(text)
