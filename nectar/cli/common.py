@@ -25,6 +25,7 @@ from rich.console import Console
 
 from nectar import __version__
 from nectar.config import Config, load_config
+from nectar.engine.api import DEFAULT_ENGINE
 from nectar.errors import EXIT_BAD_INPUT, NectarError
 
 app = typer.Typer(
@@ -54,6 +55,16 @@ app.add_typer(corpus_app, name="corpus")
 class OutputFormat(StrEnum):
     text = "text"
     json = "json"
+
+
+class EngineName(StrEnum):
+    """The vectorized engines a command can run on (``--engine``)."""
+
+    polars = "polars"
+    duckdb = "duckdb"
+
+
+DEFAULT_ENGINE_NAME = EngineName(DEFAULT_ENGINE)  # nectar.engine.api.DEFAULT_ENGINE, the one place it is chosen
 
 
 def _version_callback(value: bool) -> None:

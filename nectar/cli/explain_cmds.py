@@ -10,10 +10,18 @@ from pathlib import Path
 
 import typer
 
-from nectar.cli.common import app, notice, progress, resolve_corpus, resolve_policy, stdout_is_tty
+from nectar.cli.common import (
+    DEFAULT_ENGINE_NAME,
+    EngineName,
+    app,
+    notice,
+    progress,
+    resolve_corpus,
+    resolve_policy,
+    stdout_is_tty,
+)
 from nectar.config import load_config
 from nectar.corpus.layout import Corpus
-from nectar.engine.api import DEFAULT_ENGINE
 from nectar.explain import explain_policy, render
 from nectar.policy.load import load_policy
 from nectar.util import atomic_write_text
@@ -23,14 +31,6 @@ class ExplainFormat(StrEnum):
     text = "text"
     md = "md"
     html = "html"
-
-
-class EngineName(StrEnum):
-    polars = "polars"
-    duckdb = "duckdb"
-
-
-DEFAULT_NAME = EngineName(DEFAULT_ENGINE)  # nectar.engine.api.DEFAULT_ENGINE
 
 
 def _shown(path: Path) -> str:
@@ -54,7 +54,7 @@ def explain_cmd(
     corpus: Path | None = typer.Option(None, "--corpus", help="Corpus folder (default: project.corpus)."),
     fmt: ExplainFormat = typer.Option(ExplainFormat.text, "--format", help="text, md (Markdown) or html."),
     output: Path | None = typer.Option(None, "-o", "--output", help="Write the report to this file (atomically)."),
-    engine: EngineName = typer.Option(DEFAULT_NAME, "--engine", help="Evaluator: polars or duckdb."),
+    engine: EngineName = typer.Option(DEFAULT_ENGINE_NAME, "--engine", help="Evaluator: polars or duckdb."),
     examples: int = typer.Option(3, "--examples", min=0, help="Example trace ids per rule and per failed check."),
 ) -> None:
     """Explain a policy for review: per rule, what it does in plain English, its Refinery form and what it did on

@@ -8,10 +8,18 @@ from pathlib import Path
 
 import typer
 
-from nectar.cli.common import app, emit_json, progress, resolve_corpus, resolve_policy, stdout_is_tty
+from nectar.cli.common import (
+    DEFAULT_ENGINE_NAME,
+    EngineName,
+    app,
+    emit_json,
+    progress,
+    resolve_corpus,
+    resolve_policy,
+    stdout_is_tty,
+)
 from nectar.config import load_config
 from nectar.corpus.layout import Corpus
-from nectar.engine.api import DEFAULT_ENGINE
 from nectar.errors import EXIT_CHECK_FAILED
 from nectar.policy.load import load_policy
 from nectar.prove import prove_policy, render_junit, render_text, to_json
@@ -21,14 +29,6 @@ class ProveFormat(StrEnum):
     text = "text"
     json = "json"
     junit = "junit"
-
-
-class EngineName(StrEnum):
-    polars = "polars"
-    duckdb = "duckdb"
-
-
-DEFAULT_NAME = EngineName(DEFAULT_ENGINE)  # nectar.engine.api.DEFAULT_ENGINE
 
 
 @app.command(
@@ -41,7 +41,7 @@ DEFAULT_NAME = EngineName(DEFAULT_ENGINE)  # nectar.engine.api.DEFAULT_ENGINE
 def prove_cmd(
     policy: Path | None = typer.Argument(None, help="Policy file (default: project.policy from nectar.toml)."),
     corpus: Path | None = typer.Option(None, "--corpus", help="Corpus folder (default: project.corpus)."),
-    engine: EngineName = typer.Option(DEFAULT_NAME, "--engine", help="Evaluator: polars or duckdb."),
+    engine: EngineName = typer.Option(DEFAULT_ENGINE_NAME, "--engine", help="Evaluator: polars or duckdb."),
     fmt: ProveFormat = typer.Option(ProveFormat.text, "--format", help="text, json or junit."),
     max_examples: int = typer.Option(5, "--max-examples", min=0, help="Counterexample traces per failed check."),
     strict: bool = typer.Option(False, "--strict", help="Treat lint warnings as failures."),
