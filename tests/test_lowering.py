@@ -8,6 +8,7 @@ evaluator, match exactly the same traces, for every expression the lowering acce
 from __future__ import annotations
 
 import string
+from pathlib import Path
 from typing import Any
 
 from hypothesis import HealthCheck, assume, given, settings
@@ -19,15 +20,7 @@ from nectar.policy import ir, parse_expr, parse_policy
 from nectar.policy.lower import lower_atom, lower_policy, lower_predicate
 from nectar.refinery.model import Datatype, Operator, SamplerKind
 
-README = """nectar_policy{version,name,budget_per_second,rules}:
-  1
-  production-sampling
-  10000
-  rules[3]{name,description,match,action,priority}:
-    keep-errors,Retain all HTTP 5xx errors,http.status >= 500,keep,100
-    keep-slow,Retain slow requests,duration > 5s,keep,90
-    sample-rest,Sample remaining traffic,true,sample(0.01),0
-"""
+README = (Path(__file__).parent / "data" / "policy" / "identity" / "readme.toon").read_text(encoding="utf-8")
 
 
 def test_readme_policy_lowers_to_the_expected_rules() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import string
+from pathlib import Path
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -14,15 +15,7 @@ from nectar.policy.toon import parse_toon
 
 SETTINGS = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
-README = """nectar_policy{version,name,budget_per_second,rules}:
-  1
-  production-sampling
-  10000
-  rules[3]{name,description,match,action,priority}:
-    keep-errors,Retain all HTTP 5xx errors,http.status >= 500,keep,100
-    keep-slow,Retain slow requests,duration > 5s,keep,90
-    sample-rest,Sample remaining traffic,true,sample(0.01),0
-"""
+README = (Path(__file__).parent / "data" / "policy" / "identity" / "readme.toon").read_text(encoding="utf-8")
 
 # ---------------------------------------------------------------------------------- generated expressions
 
