@@ -82,6 +82,14 @@ class EvalResult:
     matches: pl.DataFrame | None = None  # trace_id, m0..m{n-1}; same row order as decisions
 
 
+def keep_probability() -> pl.Expr:
+    """Per decisions row, the probability Refinery keeps the trace: 1 (``true``), 0 (``false``) or 1/rate
+    (``sampled``: a random SampleRate, or a stateful sampler at the nominal rate the engines report)."""
+    rate = pl.col("rate").cast(pl.Float64)
+    sampled = pl.when(rate > 0).then(1.0 / rate).otherwise(0.0)
+    return pl.when(pl.col("keep") == "true").then(1.0).when(pl.col("keep") == "false").then(0.0).otherwise(sampled)
+
+
 def decisions_frame(rows: list[Decision]) -> pl.DataFrame:
     """The decisions table from a list of :class:`Decision` (sorted by trace id)."""
     df = pl.DataFrame([d.as_row() for d in rows], schema=DECISION_SCHEMA, orient="row")

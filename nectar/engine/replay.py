@@ -23,7 +23,7 @@ import polars as pl
 
 from nectar.corpus.layout import Corpus
 from nectar.engine.api import evaluate, select_sampler
-from nectar.engine.decision import EvalResult
+from nectar.engine.decision import EvalResult, keep_probability
 from nectar.engine.lowering import plan_sampler
 from nectar.refinery.model import RulesBasedSampler, RulesFile, Sampler, SamplerConfig
 
@@ -40,19 +40,6 @@ class ReplayInput:
 def sampler_key(rules_file: RulesFile, env: str | None) -> str:
     """The ``Samplers`` key Refinery uses for ``env``: the exact name if present, else ``__default__``."""
     return env if env is not None and env in rules_file.samplers else "__default__"
-
-
-def _keep_probability() -> pl.Expr:
-    rate = pl.col("rate").cast(pl.Float64)
-    sampled = pl.when(rate > 0).then(1.0 / rate).otherwise(0.0)
-    return (
-        pl.when(pl.col("keep") == "true")
-        .then(1.0)
-        .when(pl.col("keep") == "false")
-        .then(0.0)
-        .otherwise(sampled)
-        .alias("p_keep")
-    )
 
 
 def _sig(x: float) -> float:
@@ -77,7 +64,7 @@ def build_report(
     sampler = select_sampler(inp.rules_file, inp.env)
     if result is None:
         result = evaluate(sampler, inp.corpus, engine=inp.engine, with_matches=True)
-    dec = result.decisions.with_columns(_keep_probability())
+    dec = result.decisions.with_columns(keep_probability().alias("p_keep"))
     dec = dec.with_columns((pl.col("spans").cast(pl.Float64) * pl.col("p_keep")).alias("kept_spans"))
     m = inp.corpus.manifest
     window, srate = m.window_seconds, m.sample_rate

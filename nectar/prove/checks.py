@@ -80,15 +80,6 @@ class CheckResult:
         }
 
 
-def keep_probability(decisions: pl.DataFrame) -> pl.Series:
-    """Per trace, the probability Refinery keeps it: 1 (``true``), 0 (``false``) or 1/rate (``sampled``: a random
-    SampleRate, or a stateful sampler at its nominal rate as the engines report it)."""
-    rate = pl.col("rate").cast(pl.Float64)
-    sampled = pl.when(rate > 0).then(1.0 / rate).otherwise(0.0)
-    expr = pl.when(pl.col("keep") == "true").then(1.0).when(pl.col("keep") == "false").then(0.0).otherwise(sampled)
-    return decisions.select(expr.alias("p")).get_column("p")
-
-
 @dataclass(frozen=True, slots=True)
 class BudgetFigures:
     expected_per_second: float | None

@@ -17,13 +17,14 @@ import polars as pl
 from nectar.config import Config
 from nectar.corpus.layout import TRACE_ID, Corpus, ValueType
 from nectar.engine.api import DEFAULT_ENGINE, evaluate_with_probes
+from nectar.engine.decision import keep_probability
 from nectar.engine.replay import ReplayInput, build_report
 from nectar.errors import NectarError
 from nectar.policy import ir
 from nectar.policy.expr import parse_expr, standalone_origin
 from nectar.policy.format import format_expr
 from nectar.policy.lower import LoweredPolicy, lower_policy, lower_predicate
-from nectar.prove.checks import BudgetFigures, CheckResult, Counterexample, budget_figures, keep_probability
+from nectar.prove.checks import BudgetFigures, CheckResult, Counterexample, budget_figures
 from nectar.prove.lints import CorpusLint, corpus_lints
 from nectar.refinery.model import Condition, Rule, SamplerKind
 
@@ -222,7 +223,7 @@ def prove_policy(
         hit = pl.Series([False] * dec.height) if not g else pm.select(pl.any_horizontal([f"p{i}" for i in g]))
         hits.append(hit.to_series() if isinstance(hit, pl.DataFrame) else hit)
 
-    p = keep_probability(dec)
+    p = dec.select(keep_probability()).to_series()
     examples = _Examples(corpus, dec, lowered, max_examples)
     checks = [
         _check_fallback(lowered, dec, examples),
