@@ -41,6 +41,7 @@ from typing import Any
 import pyarrow as pa
 
 from nectar.errors import NectarError
+from nectar.refinery.gostr import INT64_MAX, INT64_MIN
 from nectar.util import atomic_write_text
 
 MANIFEST_NAME = "manifest.json"
@@ -95,8 +96,6 @@ ARROW_TYPE: dict[ValueType, pa.DataType] = {
 
 # Display order of types (and the order of per-type columns): deterministic, independent of arrival.
 TYPE_ORDER: tuple[ValueType, ...] = tuple(ValueType)
-
-INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 
 
 def value_type(value: Any) -> ValueType:
@@ -350,48 +349,6 @@ class Corpus:
         have = set(lf.collect_schema().names())
         cols = [pl.col(c) if c in have else pl.lit(None, dtype=pl_schema[c]).alias(c) for c in schema]
         return lf.select(cols)
-
-    def duckdb_spans_sql(self) -> tuple[str, list[str]]:
-        """A SQL query (with ``?`` placeholders for the file paths) giving the canonical frame in DuckDB.
-
-        Identifiers are quoted, file paths are bound parameters: no user text is pasted into SQL.
-        """
-        schema = self.canonical_schema()
-        parts_sql: list[str] = []
-        params: list[str] = []
-        for part in self.manifest.files:
-            present = {canon: phys for phys, canon, _ in self.canonical_selects(part)}
-            items = []
-            for canon, atype in schema.items():
-                if canon in present:
-                    items.append(f"{quote_ident(present[canon])} AS {quote_ident(canon)}")
-                else:
-                    items.append(f"CAST(NULL AS {duckdb_type(atype)}) AS {quote_ident(canon)}")
-            parts_sql.append(f"SELECT {', '.join(items)} FROM read_parquet(?)")
-            params.append(str(self.root / part.path))
-        if not parts_sql:
-            items = [f"CAST(NULL AS {duckdb_type(t)}) AS {quote_ident(c)}" for c, t in schema.items()]
-            return f"SELECT {', '.join(items)} WHERE false", []
-        return "\nUNION ALL\n".join(parts_sql), params
-
-
-def quote_ident(name: str) -> str:
-    """A DuckDB/SQL identifier, double-quoted with embedded quotes doubled."""
-    return '"' + name.replace('"', '""') + '"'
-
-
-def duckdb_type(t: pa.DataType) -> str:
-    if pa.types.is_string(t) or pa.types.is_large_string(t):
-        return "VARCHAR"
-    if pa.types.is_int64(t):
-        return "BIGINT"
-    if pa.types.is_float64(t):
-        return "DOUBLE"
-    if pa.types.is_boolean(t):
-        return "BOOLEAN"
-    if pa.types.is_timestamp(t):
-        return "TIMESTAMPTZ"
-    raise TypeError(f"no DuckDB type for {t}")
 
 
 def iso_utc_from_us(us: int | None) -> str | None:

@@ -1,6 +1,6 @@
 """``nectar sql``: read-only DuckDB over a corpus, with views ``spans`` and ``traces``.
 
-``spans`` is the canonical frame (:meth:`Corpus.duckdb_spans_sql`, file paths bound as parameters);
+``spans`` is the canonical frame (:func:`nectar.corpus.duckdb_source.spans_source`, file paths bound as parameters);
 ``traces`` has one row per trace (see :data:`TRACES_COLUMNS`). Field names with dots are quoted identifiers:
 ``SELECT "http.route", count(*) FROM spans GROUP BY 1``.
 
@@ -31,7 +31,8 @@ from typing import Any
 
 import duckdb
 
-from nectar.corpus.layout import Corpus, ValueType, quote_ident
+from nectar.corpus.duckdb_source import quote_ident, spans_source
+from nectar.corpus.layout import Corpus, ValueType
 from nectar.errors import NectarError, Span
 
 QUERY_FILE = "<query>"
@@ -136,7 +137,7 @@ class SqlSession:
             paths.append(str(p))
         con = duckdb.connect(":memory:")
         con.execute("SET TimeZone = 'UTC'")
-        sql, _params = corpus.duckdb_spans_sql()
+        sql = spans_source(corpus).text
         # The view is made from a relation with the file paths bound as parameters (no path pasted into SQL).
         self._spans_rel = con.sql(sql, params=paths) if paths else con.sql(sql)
         self._spans_rel.create_view("spans")

@@ -1,60 +1,67 @@
-"""The DuckDB evaluator: one SQL query over the corpus's Parquet files, built from the shared lowering.
+"""The DuckDB evaluator: one SQL query over the corpus's Parquet files, rendered from the shared plan.
 
-The query has the same shape as the Polars pipeline (see :mod:`nectar.engine.polars_engine`): spans with
-``__is_root``; the last root per trace (``QUALIFY row_number()`` by ``arrival``) and the span count joined back;
-``bool_or`` per condition (trace scope) or per rule (span scope) grouped by trace; a ``CASE`` picking the first
-matching rule. DeterministicSampler hashes use DuckDB's ``sha1()``.
+It renders :mod:`nectar.engine.plan` (whose docstring gives the recipe) with :class:`DuckRenderer` and runs it as
+one statement of CTEs: ``base`` (spans with ``__is_root``), ``roots`` (the last root per trace, ``QUALIFY
+row_number()`` by ``arrival`` descending), ``spans`` (joined with the root and span count where span-level
+conditions read them), ``per0``/``per`` (``bool_or`` per condition or per span-scope rule, grouped by trace), and
+a ``CASE`` picking the first matching rule. DeterministicSampler hashes use DuckDB's ``sha1()``.
 
-SQL is built as :class:`Sql` pieces (text plus bound parameters) and rendered once: identifiers go through
-``quote_ident``, every value from the rules is a ``?`` parameter, and the matching sets of :class:`Distinct` nodes
-(Go ``%v`` of floats, ParseFloat, Go regexps, evaluated in Python on distinct values) are registered Arrow tables.
+SQL is built as :class:`~nectar.corpus.duckdb_source.Sql` pieces and rendered once: identifiers are quoted, every
+value from the rules is a ``?`` parameter, and the value lists of Distinct nodes and nested lookups are bound
+lists (small) or registered Arrow tables.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 from typing import Any
 
 import duckdb
 import polars as pl
 import pyarrow as pa
 
-from nectar.corpus.layout import ARRIVAL, ARROW_TYPE, PARENT_ID, TRACE_ID, Corpus, ValueType, quote_ident
-from nectar.engine.decision import EvalResult
+from nectar.corpus.duckdb_source import Sql, cat, ident, join, param, spans_source
+from nectar.corpus.layout import ARRIVAL, ARROW_TYPE, TRACE_ID, Corpus, ValueType
+from nectar.engine.decision import EvalResult, finish_decisions, result_of, sorted_by_trace
 from nectar.engine.lowering import (
     TRUE_STRINGS,
     Cmp,
-    CondPlan,
     Const,
     Distinct,
     InSet,
-    Node,
     Not,
     SamplerPlan,
     StrTest,
     View,
-    needs_descendants,
-    needs_root,
     plan_sampler,
-    visible_fields,
 )
-from nectar.engine.polars_engine import (
+from nectar.engine.plan import (
     HAS_ROOT,
     IS_ROOT,
     MARSHAL_OK,
     META_ROOT_COL,
     NUM_DESC,
     ROOT_PREFIX_COL,
+    Col,
     PlanColumns,
+    RAnd,
+    RCase,
+    Ref,
+    Renderer,
+    RFinite,
+    RFlag,
+    RIn,
+    RLit,
+    RNot,
+    ROr,
+    RPresent,
+    TracePlan,
     base_column,
-    finish_decisions,
-    sorted_by_trace,
-    trace_level,
+    build_trace_plan,
+    engine_fields,
+    view_out,
 )
 from nectar.refinery import gostr
-from nectar.refinery.model import META_ROOT, SIGNAL_TYPE, RulesBasedSampler, Sampler, SamplerConfig
 
 _SQL_TYPE = {
     ValueType.STR: "VARCHAR",
@@ -63,75 +70,35 @@ _SQL_TYPE = {
     ValueType.BOOL: "BOOLEAN",
     ValueType.JSON: "VARCHAR",
 }
-_VIEW_OUT = {View.STR: ValueType.STR, View.ATOI: ValueType.INT, View.TRUNC: ValueType.INT}
-_VIEW_OUT |= {View.TOFLOAT: ValueType.FLOAT, View.PARSEBOOL: ValueType.BOOL}
-# Distinct sets this small (and not of floats, whose NaN/-0.0 equality differs between lists and joins) are bound
+# Value lists this small (and not of floats, whose NaN/-0.0 equality differs between lists and joins) are bound
 # as a list parameter: checking a short list per span is cheaper than DuckDB's mark join of every span.
 INLINE_SET_MAX = 256
 INLINE_KINDS = (ValueType.STR, ValueType.INT, ValueType.BOOL, ValueType.JSON)
 _CMP = {"eq": "=", "ne": "<>", "lt": "<", "le": "<=", "gt": ">", "ge": ">="}
 
 
-@dataclass(frozen=True, slots=True)
-class Sql:
-    """A piece of SQL: text written by this module (keywords, quoted identifiers) and its bound parameters."""
-
-    text: str
-    params: tuple[Any, ...] = ()
+def lit_bool(b: bool | None) -> Sql:
+    return Sql("NULL" if b is None else "true" if b else "false")
 
 
-def cat(*parts: Sql | str) -> Sql:
-    """Concatenate pieces; ``str`` parts are SQL text written here, never user input."""
-    text: list[str] = []
-    params: list[Any] = []
-    for p in parts:
-        if isinstance(p, str):
-            text.append(p)
-        else:
-            text.append(p.text)
-            params.extend(p.params)
-    return Sql("".join(text), tuple(params))
+class DuckRenderer(Renderer[Sql]):
+    """The plan's nodes as SQL. Value lists too long to bind are registered on ``con`` as Arrow tables, once per
+    list key."""
 
+    def __init__(self, plan: TracePlan, con: duckdb.DuckDBPyConnection) -> None:
+        self.plan = plan
+        self.con = con
+        self.tables: dict[str, str] = {}
 
-def join(sep: str, parts: Iterable[Sql | str]) -> Sql:
-    items = list(parts)
-    out: list[Sql | str] = []
-    for i, p in enumerate(items):
-        if i:
-            out.append(sep)
-        out.append(p)
-    return cat(*out)
-
-
-def ident(name: str) -> Sql:
-    return Sql(quote_ident(name))
-
-
-def param(value: Any, sql_type: str) -> Sql:
-    return Sql(f"CAST(? AS {sql_type})", (value,))
-
-
-def lit_bool(b: bool) -> Sql:
-    return Sql("true" if b else "false")
-
-
-class DuckRenderer:
-    """Compiles lowered nodes to SQL over one typed column (method ``node_<Node>`` per node type).
-    ``sets`` maps each Distinct node and base column to the name of a registered table of matching values."""
-
-    def __init__(
-        self,
-        sets: Mapping[tuple[str, str], str],
-        fn_values: Mapping[str, tuple[bool, bool]],
-        inline: Mapping[tuple[str, str], list[Any]] | None = None,
-    ) -> None:
-        self.sets = sets
-        self.fn_values = fn_values  # Distinct key -> (fn(-0.0), fn(0.0)) for float columns
-        self.inline = inline or {}  # small non-float matching sets: a bound list parameter instead of a table
-
-    def render(self, node: Node, col: str, kind: ValueType) -> Sql:
-        out: Sql = getattr(self, "node_" + type(node).__name__)(node, col, kind)
-        return out
+    def member(self, x: Sql, key: str, values: list[Any], kind: ValueType) -> Sql:
+        """``x`` is one of ``values`` (false for NULL): a bound list when short, else ``IN`` a registered table."""
+        if kind in INLINE_KINDS and len(values) <= INLINE_SET_MAX:
+            return cat("coalesce(list_contains(", param(values, _SQL_TYPE[kind] + "[]"), ", ", x, "), false)")
+        table = self.tables.get(key)
+        if table is None:
+            table = self.tables[key] = f"__nectar_set_{len(self.tables)}"
+            self.con.register(table, pa.table({"v": pa.array(values, ARROW_TYPE[kind])}))
+        return cat("coalesce(", x, " IN (SELECT v FROM ", ident(table), "), false)")
 
     def view(self, view: View, col: str, kind: ValueType) -> Sql:
         c = ident(col)
@@ -148,14 +115,10 @@ class DuckRenderer:
                 "(CASE WHEN regexp_full_match(", c, ", '[+-]?[0-9]+') THEN TRY_CAST(ltrim(", c, ", '+') AS BIGINT) END)"
             )
         if view is View.TRUNC:  # Go int(float64) on amd64: NaN/Inf/out of range -> MinInt64; CAST rounds, so trunc()
-            bad = cat("isnan(", c, ") OR ", c, " >= 9223372036854775808.0 OR ", c, " < -9223372036854775808.0")
-            return cat(
-                "(CASE WHEN ",
-                bad,
-                " THEN CAST(-9223372036854775808 AS BIGINT) ELSE CAST(trunc(",
-                c,
-                ") AS BIGINT) END)",
-            )
+            bound = param(float(2**63), "DOUBLE")
+            bad = cat("isnan(", c, ") OR ", c, " >= ", bound, " OR ", c, " < -", bound)
+            low = param(gostr.INT64_MIN, "BIGINT")
+            return cat("(CASE WHEN ", bad, " THEN ", low, " ELSE CAST(trunc(", c, ") AS BIGINT) END)")
         if view is View.TOFLOAT:
             return cat("CAST(", c, " AS DOUBLE)")
         if view is View.PARSEBOOL:
@@ -168,18 +131,18 @@ class DuckRenderer:
             return c
         raise AssertionError(view)
 
-    def node_Const(self, node: Const, col: str, kind: ValueType) -> Sql:
+    def node_const(self, node: Const, col: str, kind: ValueType) -> Sql:
         return lit_bool(node.value)
 
-    def node_Cmp(self, node: Cmp, col: str, kind: ValueType) -> Sql:
-        out = _VIEW_OUT.get(node.view, kind)
+    def node_cmp(self, node: Cmp, col: str, kind: ValueType) -> Sql:
+        out = view_out(node.view, kind)
         x = self.view(node.view, col, kind)
         lit = param(node.lit, _SQL_TYPE[out])
         if out is not ValueType.FLOAT:
             return cat("coalesce(", x, f" {_CMP[node.op]} ", lit, ", false)")
         # DuckDB orders NaN above everything and equal to itself; Go does neither.
         nan = cat("isnan(", x, ")")
-        if node.untyped:
+        if node.untyped:  # compare(): less if <, more if >, else equal -- NaN is "equal"
             lt = cat("(", x, " < ", lit, " AND NOT ", nan, ")")
             gt = cat("(", x, " > ", lit, " AND NOT ", nan, ")")
             res = {
@@ -196,125 +159,65 @@ class DuckRenderer:
             res = cat(x, f" {_CMP[node.op]} ", lit, " AND NOT ", nan)
         return cat("coalesce((", res, "), false)")
 
-    def node_InSet(self, node: InSet, col: str, kind: ValueType) -> Sql:
-        out = _VIEW_OUT.get(node.view, kind)
+    def node_in_set(self, node: InSet, col: str, kind: ValueType) -> Sql:
+        out = view_out(node.view, kind)
         values = param(list(node.values), _SQL_TYPE[out] + "[]")
         return cat("coalesce(list_contains(", values, ", ", self.view(node.view, col, kind), "), false)")
 
-    def node_StrTest(self, node: StrTest, col: str, kind: ValueType) -> Sql:
+    def node_str_test(self, node: StrTest, col: str, kind: ValueType) -> Sql:
         x = self.view(View.STR, col, kind)
         fn = "starts_with" if node.op == "starts" else "contains"
         return cat(f"coalesce({fn}(", x, ", ", param(node.lit, "VARCHAR"), "), false)")
 
-    def node_Not(self, node: Not, col: str, kind: ValueType) -> Sql:
-        return cat("(NOT ", self.render(node.inner, col, kind), ")")
+    def node_not(self, node: Not, col: str, kind: ValueType) -> Sql:
+        return cat("(NOT ", self.node(node.inner, col, kind), ")")
 
-    def node_Distinct(self, node: Distinct, col: str, kind: ValueType) -> Sql:
+    def node_distinct(self, node: Distinct, col: str, kind: ValueType) -> Sql:
         c = ident(col)
-        small = self.inline.get((node.key, base_column(col)))
-        if small is not None:  # a list lookup per row; IN (SELECT ...) is a mark join over every span
-            return cat("coalesce(list_contains(", param(small, _SQL_TYPE[kind] + "[]"), ", ", c, "), false)")
-        table = self.sets[(node.key, base_column(col))]
-        hit = cat("coalesce(", c, " IN (SELECT v FROM ", ident(table), "), false)")
+        base = base_column(col)
+        hit = self.member(c, f"{node.key}/{base}", self.plan.sets[(node.key, base)], kind)
         if kind is ValueType.FLOAT:  # DISTINCT merges -0.0 and 0.0, whose %v differ ("-0" / "0")
-            neg, pos = self.fn_values[node.key]
+            neg, pos = self.plan.zeros[node.key]
             return cat("(CASE WHEN ", c, " = 0 THEN (CASE WHEN signbit(", c, ") THEN ", lit_bool(neg), " ELSE ",
                        lit_bool(pos), " END) ELSE ", hit, " END)")  # fmt: skip
         return hit
 
+    def ref(self, ref: Ref) -> Sql:
+        if isinstance(ref, Col):
+            return ident(ref.name)
+        root = ident(ROOT_PREFIX_COL + ref.name)
+        return cat("(CASE WHEN ", ident(HAS_ROOT), " THEN ", root, " ELSE ", ident(ref.name), " END)")
 
-def _cond_sql(
-    comp: PlanColumns, cp: CondPlan, r: DuckRenderer, nested: Mapping[tuple[str, str], tuple[str, str]]
-) -> Sql:
-    if cp.const is not None:
-        return lit_bool(cp.const)
-    if cp.num_descendants:
-        return r.render(cp.preds[ValueType.INT], NUM_DESC, ValueType.INT)
-    whens: list[Sql] = []
-    for src in cp.sources:
-        cols = comp.fields.get(src.field, {})
-        if not cols:
-            continue
-        pre = ROOT_PREFIX_COL if src.root else ""
-        exists: list[Sql] = []
-        inner: list[Sql] = []
-        for t, col in cols.items():
-            name = pre + col
-            if t is ValueType.NULL:
-                present, pred = cat("coalesce(", ident(name), ", false)"), lit_bool(cp.null_value)
-            else:
-                present, pred = cat(ident(name), " IS NOT NULL"), r.render(cp.preds[t], name, t)
-            exists.append(present)
-            inner.append(cat(" WHEN ", present, " THEN ", pred))
-        whens.append(cat(" WHEN ", join(" OR ", exists), " THEN (CASE", *inner, " ELSE false END)"))
-    for found, match in _nested_sql(comp, cp, nested):
-        whens.append(cat(" WHEN ", found, " THEN ", match))
-    if not whens:
-        return lit_bool(cp.missing_value)
-    return cat("(CASE", *whens, " ELSE ", lit_bool(cp.missing_value), " END)")
+    def row_lit(self, row: RLit) -> Sql:
+        return lit_bool(row.value)
 
+    def row_present(self, row: RPresent) -> Sql:
+        return cat("(", self.ref(row.ref), " IS NOT NULL)")
 
-def _nested_sql(
-    comp: PlanColumns, cp: CondPlan, nested: Mapping[tuple[str, str], tuple[str, str]]
-) -> list[tuple[Sql, Sql]]:
-    """(path found, condition matches) per nested name; see ``PlanColumns._nested_exprs`` (the Polars twin)."""
+    def row_flag(self, row: RFlag) -> Sql:
+        return cat("coalesce(", self.ref(row.ref), ", false)")
 
-    def sel(col: str) -> Sql:
-        if cp.nested_on_root:
-            return cat("(CASE WHEN ", ident(HAS_ROOT), " THEN ", ident(ROOT_PREFIX_COL + col), " ELSE ", ident(col),
-                       " END)")  # fmt: skip
-        return ident(col)
+    def row_in(self, row: RIn) -> Sql:
+        return self.member(self.ref(row.ref), row.key, list(row.values), row.kind)
 
-    def member(x: Sql, table: str) -> Sql:
-        return cat("coalesce(", x, " IN (SELECT v FROM ", ident(table), "), false)")
+    def row_finite(self, row: RFinite) -> Sql:
+        c = ident(row.col)
+        return cat("(", c, " IS NULL OR isfinite(", c, "))")
 
-    out = []
-    for np in cp.nested:
-        f_whens: list[Sql] = []
-        m_whens: list[Sql] = []
-        for fname in np.candidates(comp.fields):  # the first candidate present on the span is the one read
-            exists: list[Sql] = []
-            f_in: list[Sql] = []
-            m_in: list[Sql] = []
-            for t, col in comp.fields.get(fname, {}).items():
-                if t is ValueType.NULL:
-                    present = cat("coalesce(", sel(col), ", false)")
-                    f_b, m_b = np.found(fname, None)
-                    f_e, m_e = lit_bool(f_b), lit_bool(m_b)
-                else:
-                    present = cat(sel(col), " IS NOT NULL")
-                    t_found, t_match = nested[(cp.key + "/" + np.name, col)]
-                    f_e, m_e = member(sel(col), t_found), member(sel(col), t_match)
-                exists.append(present)
-                f_in.append(cat(" WHEN ", present, " THEN ", f_e))
-                m_in.append(cat(" WHEN ", present, " THEN ", m_e))
-            if not exists:
-                continue
-            e = join(" OR ", exists)
-            f_whens.append(cat(" WHEN ", e, " THEN (CASE", *f_in, " ELSE false END)"))
-            m_whens.append(cat(" WHEN ", e, " THEN (CASE", *m_in, " ELSE false END)"))
-        if f_whens:
-            found = cat("(", sel(MARSHAL_OK), " AND (CASE", *f_whens, " ELSE false END))")
-            out.append((found, cat("(CASE", *m_whens, " ELSE false END)")))
-    return out
+    def row_case(self, row: RCase) -> Sql:
+        if not row.whens:
+            return self.row(row.otherwise)
+        whens = [cat(" WHEN ", self.row(c), " THEN ", self.row(v)) for c, v in row.whens]
+        return cat("(CASE", *whens, " ELSE ", self.row(row.otherwise), " END)")
 
+    def row_and(self, row: RAnd) -> Sql:
+        return cat("(", join(" AND ", [self.row(r) for r in row.items]), ")")
 
-def _marshal_ok_sql(comp: PlanColumns, bad: Mapping[str, str]) -> Sql:
-    """json.Marshal of the span succeeds: no NaN/Inf float anywhere (Refinery then skips nested lookups)."""
-    parts = [cat("(", ident(c), " IS NULL OR isfinite(", ident(c), "))") for c in comp.marshal_float]
-    parts += [
-        cat("NOT coalesce(", ident(c), " IN (SELECT v FROM ", ident(bad[c]), "), false)") for c in comp.marshal_json
-    ]
-    return cat("(", join(" AND ", parts), ")") if parts else Sql("true")
+    def row_or(self, row: ROr) -> Sql:
+        return cat("(", join(" OR ", [self.row(r) for r in row.items]), ")")
 
-
-def _det_hash(plan: SamplerPlan) -> Sql | None:
-    outs = [r.outcome for r in plan.rules] + ([plan.top] if plan.top else [])
-    if not any(o.keep == "deterministic" for o in outs):
-        return None
-    # BigEndianUint32(sha1(traceID + salt)[:4]): the first 8 hex digits of sha1().
-    h = cat("sha1(", ident(TRACE_ID), " || ", param(gostr.DETERMINISTIC_SALT, "VARCHAR"), ")")
-    return cat("CAST('0x' || substr(", h, ", 1, 8) AS UBIGINT) AS det_hash")
+    def row_not(self, row: RNot) -> Sql:
+        return cat("(NOT ", self.row(row.item), ")")
 
 
 def connect() -> duckdb.DuckDBPyConnection:
@@ -325,174 +228,124 @@ def connect() -> duckdb.DuckDBPyConnection:
     return con
 
 
-def evaluate(
-    sampler: SamplerConfig | RulesBasedSampler | Sampler,
-    corpus: Corpus,
-    with_matches: bool = False,
-    decide: int | None = None,
-) -> EvalResult:
+def evaluate(sampler: Any, corpus: Corpus, with_matches: bool = False, decide: int | None = None) -> EvalResult:
     """Decide every trace of ``corpus`` with ``sampler`` (the DuckDB engine). With ``decide``, only the first
     ``decide`` rules decide; later ones are probes that only add match columns (``api.evaluate_with_probes``)."""
-    plan = plan_sampler(sampler)
-    src_text, src_params = corpus.duckdb_spans_sql()
-    src = Sql(src_text, tuple(src_params))
+    splan = plan_sampler(sampler)
+    src = spans_source(corpus)
     con = connect()
     try:
-        return _evaluate(con, plan, corpus, src, with_matches, len(plan.rules) if decide is None else decide)
+        if splan.top is not None or not splan.rules:
+            df = _run(con, _top_query(splan, src))
+        else:
+            cols = PlanColumns(splan, engine_fields(corpus.field_columns))
+            values = _distinct_values(con, src, cols.distinct_columns(), set(corpus.canonical_schema()))
+            plan = build_trace_plan(splan, cols, values, decide)
+            df = _run(con, _rules_query(plan, DuckRenderer(plan, con), src))
     finally:
         con.close()
+    return result_of(finish_decisions(df, splan), df, splan, with_matches)
 
 
-def _evaluate(
-    con: duckdb.DuckDBPyConnection, plan: SamplerPlan, corpus: Corpus, src: Sql, with_matches: bool, decide: int
-) -> EvalResult:
-    det = _det_hash(plan)
-    tid = ident(TRACE_ID)
-    if plan.top is not None or not plan.rules:
-        cols: list[Sql | str] = [tid, ", CAST(count(*) AS BIGINT) AS spans, CAST(NULL AS INTEGER) AS rule_index"]
-        if det is not None:
-            cols += [", ", det]
-        q = cat("SELECT ", *cols, " FROM (", src, ") GROUP BY ", tid, " ORDER BY ", tid)
-        df = _frame(con.sql(q.text, params=list(q.params)).to_arrow_table())
-        return EvalResult(finish_decisions(df, plan), _matches(df, plan) if with_matches else None)
+def _run(con: duckdb.DuckDBPyConnection, q: Sql) -> pl.DataFrame:
+    df = pl.from_arrow(con.sql(q.text, params=list(q.params)).to_arrow_table())
+    assert isinstance(df, pl.DataFrame)
+    return sorted_by_trace(df)  # the queries ORDER BY trace_id: flagged after one linear check, not sorted again
 
-    fields = visible_fields(corpus.field_columns)
-    sig = fields.get(SIGNAL_TYPE, {}).get(ValueType.STR)
-    fields[META_ROOT] = {ValueType.BOOL: META_ROOT_COL}
-    comp = PlanColumns(plan, fields)
-    comp.collect_needs()
-    schema = corpus.canonical_schema()
-    # Distinct values of the columns that need Python evaluation, then the matching sets as Arrow tables.
-    dist_cols = comp.distinct_columns()
+
+def _distinct_values(con: duckdb.DuckDBPyConnection, src: Sql, cols: list[str], present: set[str]) -> dict[str, Any]:
+    """The distinct non-null values of each column (``__nd``: the distinct span counts)."""
     values: dict[str, list[Any]] = {}
-    for c in dist_cols:
-        if c in schema:
+    for c in cols:
+        if c in present:
             q = cat("SELECT DISTINCT ", ident(c), " FROM (", src, ") WHERE ", ident(c), " IS NOT NULL")
-            values[c] = [row[0] for row in con.execute(q.text, list(q.params)).fetchall()]
         elif c == NUM_DESC:
             q = cat("SELECT DISTINCT count(*) FROM (", src, ") GROUP BY ", ident(TRACE_ID))
-            values[c] = [row[0] for row in con.execute(q.text, list(q.params)).fetchall()]
-    sets: dict[tuple[str, str], str] = {}
-    fn_values: dict[str, tuple[bool, bool]] = {}
+        else:
+            continue
+        values[c] = [row[0] for row in con.execute(q.text, list(q.params)).fetchall()]
+    return values
 
-    def register(vals: list[Any], arrow_type: pa.DataType) -> str:
-        name = f"__nectar_set_{len(registered)}"
-        registered.append(name)
-        con.register(name, pa.table({"v": pa.array(vals, arrow_type)}))
-        return name
 
-    registered: list[str] = []
-    inline: dict[tuple[str, str], list[Any]] = {}
-    nested_sets: dict[tuple[str, str], tuple[str, str]] = {}
-    for (key, col), (node, kind) in comp.distinct.items():
-        assert isinstance(node, Distinct)
-        arrow = ARROW_TYPE[kind]
-        domain = [True, False] if kind is ValueType.BOOL else values.get(col, [])  # incl. computed meta.refinery.root
-        matching = [v for v in domain if node.fn(v)]
-        if kind in INLINE_KINDS and len(matching) <= INLINE_SET_MAX:
-            inline[(key, col)] = matching
-        sets[(key, col)] = register(matching, arrow)
-        fn_values[node.key] = (node.fn(-0.0), node.fn(0.0)) if kind is ValueType.FLOAT else (False, False)
-    for (key, col), (found_vals, match_vals) in comp.nested_sets(values).items():
-        arrow = ARROW_TYPE[comp.nested_cols[(key, col)][2]]
-        nested_sets[(key, col)] = (register(found_vals, arrow), register(match_vals, arrow))
-    bad = {c: register(v, pa.string()) for c, v in comp.bad_json(values).items()}
+def _det_hash(plan: SamplerPlan) -> list[Sql | str]:
+    """``, <hash> AS det_hash`` when a DeterministicSampler decides some trace: BigEndianUint32(sha1(traceID +
+    salt)[:4]), the first 8 hex digits of ``sha1()``."""
+    outs = [r.outcome for r in plan.rules] + ([plan.top] if plan.top else [])
+    if not any(o.keep == "deterministic" for o in outs):
+        return []
+    h = cat("sha1(", ident(TRACE_ID), " || ", param(gostr.DETERMINISTIC_SALT, "VARCHAR"), ")")
+    return [", ", cat("CAST('0x' || substr(", h, ", 1, 8) AS UBIGINT) AS det_hash")]
 
-    is_log = cat("coalesce(", ident(sig), " = 'log', false)") if sig else Sql("false")
-    is_root = cat("((", ident(PARENT_ID), " IS NULL OR ", ident(PARENT_ID), " = '') AND NOT ", is_log, ")")
-    wanted = sorted((comp.base_cols | comp.root_cols) - {META_ROOT_COL, MARSHAL_OK})
-    base_cols: list[Sql | str] = [tid, ", ", ident(ARRIVAL)]
-    for c in wanted:
-        base_cols += [", ", ident(c)]
-    base_cols += [", ", is_root, " AS ", ident(IS_ROOT)]
-    base_cols += [", (CASE WHEN ", is_log, " THEN NULL ELSE ", is_root, " END) AS ", ident(META_ROOT_COL)]
-    if comp.need_marshal:
-        base_cols += [", ", _marshal_ok_sql(comp, bad), " AS ", ident(MARSHAL_OK)]
-    ctes: list[Sql] = [cat("base AS (SELECT ", *base_cols, " FROM (", src, "))")]
-    extra = [META_ROOT_COL, *([MARSHAL_OK] if comp.need_marshal else [])]
-    span_cols: list[Sql] = [cat("base.", tid), *[cat("base.", ident(c)) for c in [*wanted, *extra]]]
-    joins: list[Sql | str] = []
-    # As in the Polars engine: trace-scope conditions on root./NUM_DESCENDANTS only are evaluated per trace
-    # after the GROUP BY; the root row and the span count are joined per span only when a span-level condition
-    # reads them.
-    span_level = [cp for r in plan.rules if r.scope == "span" for cp in r.conds]
-    span_level += [cp for r in plan.rules if r.scope == "trace" for cp in r.conds if not trace_level(cp)]
-    join_root = any(any(s.root for s in cp.sources) or cp.nested_on_root for cp in span_level)
-    join_nd = any(cp.num_descendants for cp in span_level)
-    root_names = [ident(ROOT_PREFIX_COL + c) for c in sorted(comp.root_cols)]
-    if needs_root(plan):
-        rcols = [cat(", ", ident(c), " AS ", ident(ROOT_PREFIX_COL + c)) for c in sorted(comp.root_cols)]
+
+def _top_query(plan: SamplerPlan, src: Sql) -> Sql:
+    """A sampler that is not rules-based (or has no rules): only the span count per trace."""
+    tid = ident(TRACE_ID)
+    return cat("SELECT ", tid, ", CAST(count(*) AS BIGINT) AS spans, CAST(NULL AS INTEGER) AS rule_index",
+               *_det_hash(plan), " FROM (", src, ") GROUP BY ", tid, " ORDER BY ", tid)  # fmt: skip
+
+
+def _rules_query(plan: TracePlan, r: DuckRenderer, src: Sql) -> Sql:
+    tid = ident(TRACE_ID)
+    ctes = [cat("base AS (", _base(plan, r, src), ")")]
+    roots = [ident(ROOT_PREFIX_COL + c) for c in plan.root_columns]
+    if plan.needs_root:
+        rcols = [cat(", ", ident(c), " AS ", n) for c, n in zip(plan.root_columns, roots, strict=True)]
         ctes.append(cat("roots AS (SELECT ", tid, ", true AS ", ident(HAS_ROOT), *rcols, " FROM base WHERE ",
                         ident(IS_ROOT), " QUALIFY row_number() OVER (PARTITION BY ", tid, " ORDER BY ",
                         ident(ARRIVAL), " DESC) = 1)"))  # fmt: skip
-    if join_root:
-        joins.append(cat(" LEFT JOIN roots ON roots.", tid, " = base.", tid))
-        span_cols.append(cat("coalesce(roots.", ident(HAS_ROOT), ", false) AS ", ident(HAS_ROOT)))
-        span_cols += [cat("roots.", n) for n in root_names]
-    if join_nd:
-        nd = cat("nd AS (SELECT ", tid, ", CAST(count(*) AS BIGINT) AS ", ident(NUM_DESC), " FROM base GROUP BY ", tid)
-        ctes.append(cat(nd, ")"))
-        joins.append(cat(" LEFT JOIN nd ON nd.", tid, " = base.", tid))
-        span_cols.append(cat("nd.", ident(NUM_DESC)))
-    ctes.append(cat("spans AS (SELECT ", join(", ", span_cols), " FROM base", *joins, ")"))
-
-    renderer = DuckRenderer(sets, fn_values, inline)
-    aggs: list[Sql] = [cat(tid), Sql("CAST(count(*) AS BIGINT) AS spans")]
-    if join_root:
+    ctes.append(cat("spans AS (", _spans(plan, roots), ")"))
+    aggs: list[Sql] = [tid, Sql("CAST(count(*) AS BIGINT) AS spans")]
+    if plan.join_root:
         aggs.append(cat("bool_or(", ident(HAS_ROOT), ") AS ", ident(HAS_ROOT)))
-        aggs += [cat("any_value(", n, ") AS ", n) for n in root_names]
-    matched: list[Sql] = []
-    for rule in plan.rules:
-        if rule.scope == "invalid" or not rule.conds:
-            matched.append(Sql("true"))
-            continue
-        if rule.scope == "span":
-            span_all = join(" AND ", [cat("(", _cond_sql(comp, cp, renderer, nested_sets), ")") for cp in rule.conds])
-            aggs.append(cat("bool_or(", span_all, ") AS ", ident(f"s{rule.index}")))
-            matched.append(ident(f"s{rule.index}"))
-            continue
-        parts: list[Sql] = []
-        for cp in rule.conds:
-            if cp.has_root is not None:
-                parts.append(cat("(", ident(HAS_ROOT), " = ", lit_bool(cp.has_root), ")"))
-            elif trace_level(cp):
-                parts.append(cat("(", _cond_sql(comp, cp, renderer, nested_sets), ")"))  # on the per-trace row
-            else:
-                aggs.append(cat("bool_or(", _cond_sql(comp, cp, renderer, nested_sets), ") AS ", ident(cp.key)))
-                parts.append(ident(cp.key))
-        matched.append(join(" AND ", parts))
+        aggs += [cat("any_value(", n, ") AS ", n) for n in roots]
+    aggs += [cat("bool_or(", r.row(row), ") AS ", ident(name)) for name, row in plan.span_aggs]
     ctes.append(cat("per0 AS (SELECT ", join(", ", aggs), " FROM spans GROUP BY ", tid, ")"))
     per_cols: list[Sql] = [Sql("per0.*")]
     per_join: list[Sql | str] = []
-    if needs_root(plan) and not join_root:
+    if plan.needs_root and not plan.join_root:
         per_cols.append(cat("coalesce(roots.", ident(HAS_ROOT), ", false) AS ", ident(HAS_ROOT)))
-        per_cols += [cat("roots.", n) for n in root_names]
+        per_cols += [cat("roots.", n) for n in roots]
         per_join.append(cat(" LEFT JOIN roots ON roots.", tid, " = per0.", tid))
-    if needs_descendants(plan):
+    if plan.needs_descendants:
         per_cols.append(cat("per0.spans AS ", ident(NUM_DESC)))
     ctes.append(cat("per AS (SELECT ", join(", ", per_cols), " FROM per0", *per_join, ")"))
-    mcols = [cat("coalesce(", m, ", false) AS ", ident(f"m{i}")) for i, m in enumerate(matched)]
-    whens = [cat(" WHEN ", ident(f"m{i}"), f" THEN {i}") for i in range(decide)]
+    mcols = [cat("coalesce(", r.row(m), ", false) AS ", ident(f"m{i}")) for i, m in enumerate(plan.matched)]
+    ctes.append(cat("matched AS (SELECT ", tid, ", spans, ", join(", ", mcols), " FROM per)"))
+    whens = [cat(" WHEN ", ident(f"m{i}"), f" THEN {i}") for i in range(plan.decide)]
     first = cat("CASE", *whens, " END") if whens else Sql("NULL")
     final: list[Sql | str] = [tid, ", spans, CAST(", first, " AS INTEGER) AS rule_index"]
-    final += [cat(", ", ident(f"m{i}")) for i in range(len(matched))]
-    if det is not None:
-        final += [", ", det]
-    q = cat("WITH ", join(", ", ctes), ", matched AS (SELECT ", tid, ", spans, ", join(", ", mcols),
-            " FROM per) SELECT ", *final, " FROM matched ORDER BY ", tid)  # fmt: skip
-    df = _frame(con.sql(q.text, params=list(q.params)).to_arrow_table())
-    return EvalResult(finish_decisions(df, plan), _matches(df, plan) if with_matches else None)
+    final += [cat(", ", ident(f"m{i}")) for i in range(len(plan.matched))]
+    return cat("WITH ", join(", ", ctes), " SELECT ", *final, *_det_hash(plan.sampler),
+               " FROM matched ORDER BY ", tid)  # fmt: skip
 
 
-def _matches(df: pl.DataFrame, plan: SamplerPlan) -> pl.DataFrame:
-    cols = [f"m{i}" for i in range(len(plan.rules))]
-    return sorted_by_trace(df).select([TRACE_ID, *[pl.col(c).cast(pl.Boolean) for c in cols]])
+def _base(plan: TracePlan, r: DuckRenderer, src: Sql) -> Sql:
+    """Spans with the columns the rules read, ``__is_root``, ``__meta_root`` and ``__marshal_ok``."""
+    cols: list[Sql | str] = [ident(TRACE_ID), ", ", ident(ARRIVAL)]
+    for c in plan.span_columns:
+        cols += [", ", ident(c)]
+    cols += [", ", r.row(plan.is_root), " AS ", ident(IS_ROOT)]
+    cols += [", ", r.row(plan.meta_root), " AS ", ident(META_ROOT_COL)]
+    if plan.marshal_ok is not None:
+        cols += [", ", r.row(plan.marshal_ok), " AS ", ident(MARSHAL_OK)]
+    return cat("SELECT ", *cols, " FROM (", src, ")")
 
 
-__all__ = ["DuckRenderer", "Sql", "cat", "connect", "evaluate"]
+def _spans(plan: TracePlan, roots: list[Sql]) -> Sql:
+    """The spans, with the root's columns and the span count joined where span-level conditions read them."""
+    tid = ident(TRACE_ID)
+    extra = [META_ROOT_COL, *([MARSHAL_OK] if plan.marshal_ok is not None else [])]
+    cols: list[Sql] = [cat("base.", tid), *[cat("base.", ident(c)) for c in [*plan.span_columns, *extra]]]
+    joins: list[Sql | str] = []
+    if plan.join_root:
+        joins.append(cat(" LEFT JOIN roots ON roots.", tid, " = base.", tid))
+        cols.append(cat("coalesce(roots.", ident(HAS_ROOT), ", false) AS ", ident(HAS_ROOT)))
+        cols += [cat("roots.", n) for n in roots]
+    if plan.join_nd:
+        nd = cat("(SELECT ", tid, ", CAST(count(*) AS BIGINT) AS ", ident(NUM_DESC), " FROM base GROUP BY ", tid, ")")
+        joins.append(cat(" LEFT JOIN ", nd, " AS nd ON nd.", tid, " = base.", tid))
+        cols.append(cat("nd.", ident(NUM_DESC)))
+    return cat("SELECT ", join(", ", cols), " FROM base", *joins)
 
 
-def _frame(table: pa.Table) -> pl.DataFrame:
-    df = pl.from_arrow(table)
-    assert isinstance(df, pl.DataFrame)
-    return sorted_by_trace(df)  # the queries ORDER BY trace_id: flagged after one linear check, not sorted again
+__all__ = ["DuckRenderer", "connect", "evaluate"]

@@ -33,7 +33,6 @@ from nectar.refinery.model import (
     META_ROOT,
     NUM_DESCENDANTS,
     ROOT_PREFIX,
-    UINT64_MASK,
     Condition,
     Datatype,
     Operator,
@@ -549,14 +548,7 @@ def rule_outcome(rule: Rule) -> Outcome:
     ds = rule.sampler
     if ds is not None:
         return sampler_outcome(ds, prefix + rule.name + ":")
-    rate = rule.sample_rate & UINT64_MASK  # Go uint(SampleRate): a negative rate wraps
-    if rule.drop or rule.sample_rate <= 0:
-        keep = "false"
-    elif rule.sample_rate == 1:
-        keep = "true"
-    else:
-        keep = "sampled"
-    return Outcome(keep, rate, prefix + rule.name)
+    return Outcome(rule.plain_keep, rule.reported_rate, prefix + rule.name)
 
 
 NO_MATCH = Outcome("true", 1, "no rule matched")

@@ -390,14 +390,8 @@ class CompiledSampler:
                 return Decision(trace.trace_id, n, i, rule.name, Keep.TRUE, 1, prefix + "bad_rule:" + rule.name)
             keep, rate, reason = sampler_result(ds, trace.trace_id)
             return Decision(trace.trace_id, n, i, rule.name, keep, rate, f"{prefix}{rule.name}:{reason}", ds.kind)
-        rate = rule.sample_rate & UINT64_MASK  # uint(SampleRate): a negative rate wraps
-        if rule.drop or rule.sample_rate <= 0:
-            keep = Keep.FALSE
-        elif rule.sample_rate == 1:
-            keep = Keep.TRUE
-        else:
-            keep = Keep.SAMPLED  # rand.Intn(SampleRate) == 0
-        return Decision(trace.trace_id, n, i, rule.name, keep, rate, prefix + rule.name)
+        # Keep.SAMPLED: rand.Intn(SampleRate) == 0
+        return Decision(trace.trace_id, n, i, rule.name, Keep(rule.plain_keep), rule.reported_rate, prefix + rule.name)
 
 
 def decide_trace(

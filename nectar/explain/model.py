@@ -15,6 +15,7 @@ from typing import Any
 import polars as pl
 
 from nectar.corpus.layout import ARRIVAL, PARENT_ID, TRACE_ID, Corpus, ValueType
+from nectar.engine.decision import keep_probabilities
 from nectar.explain.english import describe_rule
 from nectar.explain.fates import Fate, fate_phrase
 from nectar.policy.format import format_action, format_expr
@@ -192,18 +193,13 @@ def _outcomes(decisions: pl.DataFrame) -> dict[int | None, list[tuple[str, int, 
     return out
 
 
-def _p(keep: str, rate: int) -> float:
-    if keep == "true":
-        return 1.0
-    if keep == "false":
-        return 0.0
-    return 1.0 / rate if rate > 0 else 0.0
-
-
 def _expected(groups: list[tuple[str, int, int, int]]) -> tuple[float, float]:
     """Expected kept (traces, spans) of outcome groups, summed in their fixed order."""
-    traces = math.fsum(t * _p(k, r) for k, r, t, _ in groups)
-    spans = math.fsum(s * _p(k, r) for k, r, _, s in groups)
+    if not groups:
+        return 0.0, 0.0
+    ps = keep_probabilities([(k, r) for k, r, _, _ in groups])
+    traces = math.fsum(t * p for (_, _, t, _), p in zip(groups, ps, strict=True))
+    spans = math.fsum(s * p for (_, _, _, s), p in zip(groups, ps, strict=True))
     return traces, spans
 
 
@@ -258,9 +254,10 @@ def latency_histogram(corpus: Corpus, decisions: pl.DataFrame) -> Histogram | No
     groups = binned.group_by("bin", "keep", "rate").agg(pl.len().alias("n")).sort("bin", "keep", "rate").to_dicts()
     all_counts = [0] * nbins
     kept_terms: list[list[float]] = [[] for _ in range(nbins)]
-    for g in groups:
+    ps = keep_probabilities([(g["keep"], int(g["rate"])) for g in groups]) if groups else []
+    for g, p in zip(groups, ps, strict=True):
         all_counts[g["bin"]] += int(g["n"])
-        kept_terms[g["bin"]].append(int(g["n"]) * _p(g["keep"], int(g["rate"])))
+        kept_terms[g["bin"]].append(int(g["n"]) * p)
     kept = tuple(math.fsum(t) for t in kept_terms)
     return Histogram(edges, tuple(all_counts), kept, df.height, decisions.height - df.height)
 

@@ -22,6 +22,7 @@ from nectar.config import DEFAULT_ALIASES
 from nectar.errors import NectarError, Span
 from nectar.policy import ir
 from nectar.policy.regex import check_re2
+from nectar.refinery import gostr
 from nectar.util import edit_distance
 
 # Fields Refinery hides from rules or fills only after the decision (SEMANTICS.md 2.1).
@@ -211,7 +212,7 @@ class _Builder:
         text = tok.value
         if re.fullmatch(r"-?\d+", text):
             value = int(text)
-            if not -(2**63) <= value < 2**63:
+            if not gostr.INT64_MIN <= value <= gostr.INT64_MAX:
                 raise self.error("integer out of range (Refinery ints are 64-bit)", node)
             return ir.Literal(ir.LitKind.INT, value, text, span)
         f = float(text)

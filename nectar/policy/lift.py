@@ -173,7 +173,7 @@ def _action_meaning(rule: Rule) -> tuple[Any, ...]:
         # Refinery reads a float setting written as an int (Weight: 1) as that float
         params = {k: float(v) if k in _FLOAT_SETTINGS and isinstance(v, int) else v for k, v in s.params.items()}
         return ("sampler", s.kind, tuple(sorted((k, repr(v)) for k, v in params.items())))
-    if rule.drop or rule.sample_rate <= 0:
+    if rule.drops:
         return ("drop",)
     return ("rate", rule.sample_rate)
 
@@ -320,10 +320,9 @@ class _Lifter:
             if len(rule.samplers) > 1:
                 notes.append(f"{label}: several downstream samplers; Refinery runs only {s.kind}, which is lifted")
             return self.sampler_action(s)
-        if rule.drop:
-            return "drop"
-        if rule.sample_rate <= 0:
-            notes.append(f"{label}: no positive SampleRate, so Refinery drops what it matches: lifted as `drop`")
+        if rule.drops:
+            if not rule.drop:
+                notes.append(f"{label}: no positive SampleRate, so Refinery drops what it matches: lifted as `drop`")
             return "drop"
         return "keep" if rule.sample_rate == 1 else f"sample(1/{rule.sample_rate})"
 

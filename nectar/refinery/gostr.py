@@ -302,7 +302,13 @@ def deterministic_keep(trace_id: str, rate: int) -> bool:
     """
     if rate <= 1:
         return True
-    return deterministic_hash(trace_id) <= UINT32_MAX // (rate & UINT32_MAX or 1)
+    return deterministic_hash(trace_id) <= deterministic_limit(rate)
+
+
+def deterministic_limit(rate: int) -> int:
+    """The largest hash a ``DeterministicSampler`` with ``SampleRate: rate`` (> 1) keeps:
+    ``MaxUint32 / uint32(rate)`` (integer division; a rate that wraps to 0 keeps everything here)."""
+    return UINT32_MAX // (rate & UINT32_MAX or 1)
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -187,6 +187,25 @@ class Rule:
         return "invalid"
 
     @property
+    def drops(self) -> bool:
+        """Without a downstream sampler, Refinery drops what the rule matches when ``Drop: true`` or the
+        ``SampleRate`` is not positive (an absent SampleRate is 0: a rule with no SampleRate drops)."""
+        return self.drop or self.sample_rate <= 0
+
+    @property
+    def reported_rate(self) -> int:
+        """The rate Refinery reports for the rule: Go's ``uint(SampleRate)`` (a negative rate wraps)."""
+        return self.sample_rate & UINT64_MASK
+
+    @property
+    def plain_keep(self) -> str:
+        """What the rule does without a downstream sampler: ``false`` (drops), ``true`` (SampleRate 1) or
+        ``sampled`` (keeps 1 in SampleRate at random)."""
+        if self.drops:
+            return "false"
+        return "true" if self.sample_rate == 1 else "sampled"
+
+    @property
     def is_catch_all(self) -> bool:
         """True when the rule matches every trace: no conditions (or an invalid scope)."""
         return not self.conditions or self.effective_scope == "invalid"

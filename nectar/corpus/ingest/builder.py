@@ -18,8 +18,6 @@ import pyarrow as pa
 from nectar.corpus.layout import (
     ARRIVAL,
     ARROW_TYPE,
-    INT64_MAX,
-    INT64_MIN,
     PARENT_ID,
     SPAN_ID,
     TIMESTAMP,
@@ -29,6 +27,7 @@ from nectar.corpus.layout import (
     physical_name,
 )
 from nectar.errors import NectarError, Span
+from nectar.refinery.gostr import INT64_MAX, INT64_MIN
 
 BATCH_SPANS = 100_000
 
