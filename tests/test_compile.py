@@ -33,6 +33,7 @@ from nectar.refinery.model import (
     SamplerKind,
 )
 from nectar.refinery.yamlv3 import loads
+from tests.conftest import update_golden
 
 REPO = Path(__file__).resolve().parent.parent
 DATA = REPO / "tests" / "data"
@@ -77,7 +78,7 @@ def test_golden(policy: Path, tmp_path: Path) -> None:
     """The compiled bytes are pinned (NECTAR_UPDATE_GOLDEN=1 rewrites them), validate, and read back to the IR."""
     text = compile_text(policy, tmp_path)
     golden = GOLDEN / golden_name(policy)
-    if os.environ.get("NECTAR_UPDATE_GOLDEN"):
+    if update_golden():
         golden.write_text(text, encoding="utf-8")
     assert text == golden.read_text(encoding="utf-8")
     assert validate_rules(text, "rules.yaml") == []

@@ -4,11 +4,17 @@ Corpora: a small generated one full of typing traps (mixed-type fields across pa
 1e6, "500", "<nil>", unicode, JSON objects, traces without a root and with several roots, log events), and all
 of ../shared/realtraces ingested. Rule sets: hypothesis draws them over the fields present, covering every
 operator, datatype, scope, Fields lists, root. fields, ?.NUM_DESCENDANTS, has-root-span and rule outcomes.
+
+The reference evaluator is always one of the engines (the oracle the others are compared with); a broken
+``nectar.engine.reference`` fails the suite. ``NECTAR_DIFF_ENGINES`` picks the others (default ``polars,duckdb``).
+
+Each run draws a fresh hypothesis seed, printed at the end of the run and at the start of every failure message;
+``NECTAR_DIFF_SEED=<seed> pytest tests/test_differential.py`` replays that run. ``NECTAR_DIFF_EXAMPLES`` and
+``NECTAR_DIFF_REAL_EXAMPLES`` set the example counts (tricky corpus, real traces).
 """
 
 from __future__ import annotations
 
-import importlib
 import math
 import os
 import random
@@ -16,27 +22,21 @@ from typing import Any
 
 import polars as pl
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, given, seed, settings
 from hypothesis import strategies as st
 
+import nectar.engine.reference  # noqa: F401  (mandatory: an import error here is a collection error, not a skip)
 from nectar.corpus.layout import Corpus
 from nectar.corpus.store import create_corpus, tables_from_records
 from nectar.engine.api import evaluate
 from nectar.refinery.model import Condition, Datatype, Operator, Rule, RulesBasedSampler, Sampler
-from tests.conftest import shared_path
+from tests.conftest import run_seed, shared_path
 
-
-def _reference_available() -> bool:
-    try:
-        importlib.import_module("nectar.engine.reference")
-    except ImportError:
-        return False
-    return True
-
-
-ENGINES = [e for e in os.environ.get("NECTAR_DIFF_ENGINES", "polars,duckdb").split(",")] + (
-    ["reference"] if _reference_available() else []
-)
+SEED = run_seed("NECTAR_DIFF_SEED")
+REPLAY = f"[NECTAR_DIFF_SEED={SEED}]"  # the start of every failure message: the run's seed, to replay it
+_OTHERS = [e.strip() for e in os.environ.get("NECTAR_DIFF_ENGINES", "polars,duckdb").split(",") if e.strip()]
+ENGINES = ["reference", *[e for e in dict.fromkeys(_OTHERS) if e != "reference"]]
+assert len(ENGINES) >= 2, f"NECTAR_DIFF_ENGINES={os.environ.get('NECTAR_DIFF_ENGINES')!r}: name polars and/or duckdb"
 
 FIELD_VALUES: dict[str, list[Any]] = {
     "http.status_code": [500, 200, 404, "500", "200", "+500", " 500", 500.7, 1e6, float("nan"), None, 503.0],
@@ -172,7 +172,11 @@ def rules(real: bool) -> st.SearchStrategy[RulesBasedSampler]:
 
 
 def _agree(sampler: Any, corpus: Corpus) -> None:
-    results = {e: evaluate(sampler, corpus, engine=e, with_matches=True) for e in ENGINES}
+    """Every engine decides (and matches) exactly as the reference does; any failure names the run's seed."""
+    try:
+        results = {e: evaluate(sampler, corpus, engine=e, with_matches=True) for e in ENGINES}
+    except Exception as exc:  # an engine that raises is a failure too: say which seed drew the rules
+        raise AssertionError(f"{REPLAY} {type(exc).__name__}: {exc}\non {sampler}") from exc
     first = results[ENGINES[0]]
     for e in ENGINES[1:]:
         other = results[e]
@@ -181,31 +185,34 @@ def _agree(sampler: Any, corpus: Corpus) -> None:
                 [pl.col(c).ne_missing(pl.col(c + "_other")) for c in first.decisions.columns if c != "trace_id"]
             )
         )
-        assert diff.height == 0, f"{ENGINES[0]} vs {e} on {sampler}:\n{diff}"
+        assert diff.height == 0, f"{REPLAY} {ENGINES[0]} vs {e} on {sampler}:\n{diff}"
+        assert (first.matches is None) == (other.matches is None), f"{REPLAY} matches missing, {ENGINES[0]} vs {e}"
         if first.matches is not None and other.matches is not None:
-            assert first.matches.equals(other.matches), f"matches differ {ENGINES[0]} vs {e}"
+            assert first.matches.equals(other.matches), f"{REPLAY} matches differ {ENGINES[0]} vs {e} on {sampler}"
 
 
-SETTINGS = settings(
-    max_examples=int(os.environ.get("NECTAR_DIFF_EXAMPLES", "40")),
-    deadline=None,
-    suppress_health_check=list(HealthCheck),
-    derandomize=os.environ.get("NECTAR_DIFF_RANDOM") is None,
-)
+def _settings(examples_var: str, default: int) -> settings:
+    """A few hundred examples per run, a new seed each run (``@seed(SEED)``), no example database: the seed alone
+    replays a run."""
+    return settings(
+        max_examples=int(os.environ.get(examples_var, str(default))),
+        deadline=None,
+        suppress_health_check=list(HealthCheck),
+        derandomize=False,
+        database=None,
+        print_blob=False,
+    )
 
 
-@SETTINGS
+@seed(SEED)
+@_settings("NECTAR_DIFF_EXAMPLES", 300)
 @given(sampler=rules(real=False))
 def test_engines_agree_on_tricky_corpus(tricky_corpus: Corpus, sampler: RulesBasedSampler) -> None:
     _agree(sampler, tricky_corpus)
 
 
-@settings(
-    max_examples=15,
-    deadline=None,
-    suppress_health_check=list(HealthCheck),
-    derandomize=os.environ.get("NECTAR_DIFF_RANDOM") is None,
-)
+@seed(SEED)
+@_settings("NECTAR_DIFF_REAL_EXAMPLES", 35)
 @given(sampler=rules(real=True))
 def test_engines_agree_on_realtraces(real_corpus: Corpus, sampler: RulesBasedSampler) -> None:
     _agree(sampler, real_corpus)

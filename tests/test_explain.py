@@ -28,11 +28,12 @@ from nectar.explain.model import KEEP_ORDER
 from nectar.policy.load import load_policy
 from nectar.prove import prove_policy
 from nectar.prove.core import rules_table
+from tests.conftest import update_golden
 
 REPO = Path(__file__).resolve().parent.parent
 GOLDEN = REPO / "tests" / "golden" / "explain"
 POLICY = GOLDEN / "policy.toon"
-UPDATE = os.environ.get("NECTAR_UPDATE_GOLDEN") == "1"
+UPDATE = update_golden()
 
 
 def _span(trace: str, sid: str, parent: str | None, t: int, service: str, ms: float, **fields: Any) -> dict[str, Any]:

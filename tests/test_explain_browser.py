@@ -3,7 +3,7 @@ network requests, and every chart is drawn (a visible SVG with drawn paths).
 
 Talks to Chromium over the DevTools protocol on a pipe (``--remote-debugging-pipe``: JSON messages separated by
 NUL bytes, the browser reads fd 3 and writes fd 4), so no port and no extra package are needed. Skips cleanly when
-no Chromium binary is found or it cannot start.
+no Chromium binary is found or it cannot start; under ``CI=true`` either is a failure (``tests.conftest.skip_or_fail``).
 """
 
 from __future__ import annotations
@@ -18,9 +18,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from nectar.explain import Explanation, render
+from tests.conftest import skip_or_fail
 from tests.test_explain import edge_explanations, explanation, workdir  # noqa: F401  (module fixtures, reused)
 
 BROWSERS = ("chromium", "chromium-browser", "google-chrome", "chrome")
@@ -43,7 +42,7 @@ def _browser() -> str:
         path = shutil.which(name)
         if path:
             return path
-    pytest.skip("no chromium in PATH (CI installs Debian's chromium; apt-get install -y chromium)")
+    skip_or_fail("no chromium in PATH (CI installs Debian's chromium; apt-get install -y chromium)")
 
 
 class DevTools:
@@ -139,11 +138,14 @@ JSON.stringify(Array.from(document.querySelectorAll('figure')).map(f => {
 def load_in_chromium(html_path: Path, profile: Path) -> tuple[list[dict[str, Any]], list[str], list[str]]:
     """Load the page; return the chart probe, console/log errors and requested URLs."""
     binary = _browser()
+    dt: DevTools | None = None
     try:
         dt = DevTools(binary, profile)
         target = dt.send("Target.createTarget", {"url": "about:blank"})
     except (OSError, RuntimeError, TimeoutError) as exc:
-        pytest.skip(f"chromium could not start here: {exc}")
+        if dt is not None:
+            dt.close()  # started but did not answer: do not leave it running
+        skip_or_fail(f"chromium ({binary}) could not start here: {exc}")
     try:
         session = dt.send("Target.attachToTarget", {"targetId": target["targetId"], "flatten": True})["sessionId"]
         for domain in ("Page", "Runtime", "Log", "Network"):

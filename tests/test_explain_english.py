@@ -6,7 +6,6 @@ Regenerate ``tests/golden/explain/english.txt`` with ``NECTAR_UPDATE_GOLDEN=1``.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
@@ -19,6 +18,7 @@ from nectar.explain.english import describe_match, describe_rule
 from nectar.policy import ir
 from nectar.policy.expr import parse_expr, standalone_origin
 from nectar.policy.normalize import normalize
+from tests.conftest import update_golden
 
 DATA = Path(__file__).resolve().parent / "golden" / "explain" / "english.txt"
 ALIASES = Config().aliases
@@ -43,7 +43,7 @@ def test_description(source: str, described: str) -> None:
 
 def test_data_file_is_current() -> None:
     text = "\n".join(f"{s}\n=> {describe_match(expr(s))}\n" for s, _ in _pairs())
-    if os.environ.get("NECTAR_UPDATE_GOLDEN") == "1":
+    if update_golden():
         DATA.write_text(text, encoding="utf-8")
     assert text == DATA.read_text(encoding="utf-8")
 
