@@ -343,6 +343,8 @@ def parse_action(text: str, span: Span | None = None, cols: tuple[int, ...] = ()
         v = number(n, what)
         if n.data != "number" or not v.is_integer() or v < minimum:
             raise fail(f"{what} must be a whole number >= {minimum}", *node_pos(n))
+        if v > gostr.INT64_MAX:
+            raise fail(f"{what} must be at most {gostr.INT64_MAX} (Refinery's settings are 64-bit ints)", *node_pos(n))
         return int(v)
 
     def keys(n: Tree) -> tuple[str, ...]:
