@@ -90,7 +90,7 @@ def keep_probability() -> pl.Expr:
     """Per decisions row, the probability Refinery keeps the trace: 1 (``true``), 0 (``false``) or 1/rate
     (``sampled``: a random SampleRate, or a stateful sampler at the nominal rate the engines report).
 
-    The one definition of the keep probability: :func:`keep_probability_of` evaluates this expression too."""
+    The one definition of the keep probability: :func:`keep_probabilities` evaluates this expression too."""
     rate = pl.col("rate").cast(pl.Float64)
     sampled = pl.when(rate > 0).then(1.0 / rate).otherwise(0.0)
     return pl.when(pl.col("keep") == "true").then(1.0).when(pl.col("keep") == "false").then(0.0).otherwise(sampled)
@@ -100,11 +100,6 @@ def keep_probabilities(pairs: list[tuple[str, int]]) -> list[float]:
     """:func:`keep_probability` of each (keep, rate) pair."""
     frame = pl.DataFrame(pairs, schema={"keep": pl.String, "rate": pl.UInt64}, orient="row")
     return [float(p) for p in frame.select(keep_probability()).to_series().to_list()]
-
-
-def keep_probability_of(keep: str, rate: int) -> float:
-    """:func:`keep_probability` of one (keep, rate) pair."""
-    return keep_probabilities([(keep, rate)])[0]
 
 
 def decisions_frame(rows: list[Decision]) -> pl.DataFrame:

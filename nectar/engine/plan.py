@@ -571,11 +571,6 @@ def build_trace_plan(
     )
 
 
-def match_columns(plan: SamplerPlan) -> list[str]:
-    """The per-rule match columns of an engine's result: ``m0``, ``m1``, ..."""
-    return [f"m{i}" for i in range(len(plan.rules))]
-
-
 __all__ = [
     "HAS_ROOT",
     "IS_ROOT",
@@ -602,7 +597,6 @@ __all__ = [
     "base_column",
     "build_trace_plan",
     "engine_fields",
-    "match_columns",
     "matching_sets",
     "trace_level",
     "view_out",
