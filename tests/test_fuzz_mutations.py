@@ -26,7 +26,6 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-import yaml
 from hypothesis import HealthCheck, event, given, note, seed, settings
 from hypothesis import strategies as st
 
@@ -92,7 +91,6 @@ OPERATORS = [
 ]  # fmt: skip
 NUMBERS = ["0", "-1", "1", "2", "3.0", "0.5", "100", "101", "1e309", "1e-9", "-0.0", "9223372036854775808",
            "99999999999999999999", "1_000", "0x1F", "007", "1.", ".5", "1e3"]  # fmt: skip
-YAML_NON_PRINTABLE = yaml.reader.Reader.NON_PRINTABLE  # what PyYAML's reader refuses before parsing
 _OP_RE = re.compile("|".join(re.escape(o) for o in sorted(OPERATORS, key=len, reverse=True)))
 _NUM_RE = re.compile(r"-?\d+(?:\.\d+)?(?:[eE][+-]?\d+)?")
 _TOKEN_RE = re.compile(r'"(?:\\.|[^"\\])*"|[\w.?-]+|[^\s\w]+')
@@ -210,11 +208,6 @@ def mutants(draw: st.DrawFn, texts: dict[str, str], toon: bool) -> tuple[str, st
         lines = _recount_tables(lines)
         applied.append("recount")
     text = "\n".join(lines)
-    if not toon and YAML_NON_PRINTABLE.search(text):
-        # Known crash, pinned by test_control_character_in_rules_file_is_a_nectar_error (xfail): until it is
-        # fixed, keep control characters out of the rules mutants so the fuzzer keeps looking for other bugs.
-        text = YAML_NON_PRINTABLE.sub("?", text)
-        applied.append("no-control-chars")
     return name, text, applied
 
 
@@ -388,23 +381,17 @@ def test_rules_mutants_never_crash(workdir: Path) -> None:
     run_fuzz("rules", mutants(RULES_TEXTS, toon=False), lambda source, text: rules_case(workdir / source, text))
 
 
-# ------------------------------------------------------------------------------------------------- known crashes
+# ------------------------------------------------------------------------------------- crashes found by this fuzzer
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=yaml.YAMLError,
-    reason="nectar/refinery/yamlv3.py loads(): PyYAML's reader rejects a control character (DEL, VT, NUL...) in "
-    "_Loader(text), before the try that turns YAML errors into NectarError, so yaml.reader.ReaderError escapes "
-    "and `nectar import`/`nectar replay` print a traceback (exit 1). Found by this fuzzer.",
-)
 @pytest.mark.parametrize("char", ["\x7f", "\x0b", "\x00"], ids=["DEL", "VT", "NUL"])
 def test_control_character_in_rules_file_is_a_nectar_error(workdir: Path, char: str) -> None:
     path = workdir / "rules.yaml"
     path.write_text(f"RulesVersion: 2{char}\n", encoding="utf-8")
-    with pytest.raises(NectarError) as caught:
-        validate_rules(path)
-    assert_positioned(caught.value, path, "YAML reader")
+    errors = validate_rules(path)
+    assert len(errors) == 1, errors
+    assert_positioned(errors[0], path, "YAML reader")
+    assert ":1:16:" in errors[0].render().splitlines()[0]
     argv = ["import", str(path)]
     code, _, err = cli(argv)
     assert_cli_clean(argv, code, err)

@@ -315,14 +315,29 @@ class _Builder:
         return out
 
 
+def _line_col(text: str, position: int) -> tuple[int, int]:
+    """1-based line and column of character offset ``position`` in ``text``."""
+    before = text[:position]
+    return before.count("\n") + 1, position - (before.rfind("\n") + 1) + 1
+
+
 def loads(text: str, filename: str = "<rules>") -> Any:
     """The first YAML document of ``text`` as yaml.v3 would decode it (None for an empty stream).
 
     Raises a positioned :class:`NectarError` for syntax errors, duplicate keys and recursive anchors.
     """
-    loader = _Loader(text)
+    loader: _Loader | None = None
     try:
+        loader = _Loader(text)
         node = loader.get_node() if loader.check_node() else None
+    except yaml.reader.ReaderError as exc:  # a character YAML does not allow (NUL, DEL, VT, ...)
+        line, column = _line_col(text, exc.position)
+        char = exc.character if isinstance(exc.character, str) else chr(exc.character)
+        raise NectarError(
+            f"YAML reader: character {char!r} (U+{ord(char):04X}) is not allowed in a YAML file",
+            span=Span(filename, line, column, 1, text),
+            hint="remove the control character, or write it as an escape inside a double-quoted string",
+        ) from None
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         msg = " ".join(p for p in (exc.context, exc.problem) if p) or "invalid YAML"
@@ -333,7 +348,8 @@ def loads(text: str, filename: str = "<rules>") -> Any:
     except (ValueError, RecursionError) as exc:  # e.g. unusual control characters
         raise NectarError(f"cannot read YAML: {exc}", span=Span(filename, 1, 1, 1, text)) from None
     finally:
-        loader.dispose()
+        if loader is not None:
+            loader.dispose()
     if node is None:
         return None
     try:
