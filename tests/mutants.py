@@ -77,6 +77,7 @@ class Mutant:
 # Test files per area (a mutant runs the files of the code it touches).
 _ENGINES = (  # the Polars and DuckDB engines: tests that decide traces with them
     "tests/test_engine_fixed_cases.py",
+    "tests/test_engine_grid.py",
     "tests/test_differential.py",
     "tests/test_engine_conformance.py",
     "tests/test_engine_edges.py",
@@ -87,6 +88,7 @@ _ENGINES = (  # the Polars and DuckDB engines: tests that decide traces with the
 )
 _REFERENCE = (  # the reference engine: tests that decide traces with it
     "tests/test_engine_fixed_cases.py",
+    "tests/test_engine_grid.py",
     "tests/test_differential.py",
     "tests/test_reference.py",
     "tests/test_reference_vectors.py",

@@ -81,3 +81,31 @@ def test_go_v_fast_agrees_with_gostr() -> None:
     ]
     vals += [1e-4, 0.0001, 999999.5, 999999.9999999999, 1e6, -1e-4, 0.00009999, 0.0, -0.0, math.nan, math.inf, 5.0]
     assert [go_v_fast(v) for v in vals] == [gostr.go_v(v) for v in vals]
+
+
+def _rate_with_limit(limit: int) -> int | None:
+    """A SampleRate whose DeterministicSampler limit (MaxUint32 / rate) is exactly ``limit``, if one exists."""
+    rate = (2**32 - 1) // limit
+    return rate if rate > 1 and gostr.deterministic_limit(rate) == limit else None
+
+
+def _boundary_trace() -> tuple[str, int, int]:
+    """A trace id and two rates: one whose limit is exactly the id's hash (kept, ``hash <= limit``) and one whose
+    limit is one less (dropped). Random ids almost never touch this boundary, so search for a small hash."""
+    for i in range(5_000_000):
+        tid = f"{i:032x}"
+        h = gostr.deterministic_hash(tid)
+        if 2 <= h < 50_000:
+            at, above = _rate_with_limit(h), _rate_with_limit(h - 1)
+            if at is not None and above is not None:
+                return tid, at, above
+    raise AssertionError("no trace id with a small enough hash")
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_deterministic_keep_boundary(engine: str, tmp_path: Path) -> None:
+    tid, at, above = _boundary_trace()
+    corpus = corpus_from_spans([{"trace.trace_id": tid, "name": "n"}], tmp_path)
+    for rate, keep in ((at, "true"), (above, "false")):
+        det = Sampler("DeterministicSampler", {"SampleRate": rate})
+        assert _rows(SamplerConfig(others=(det,)), corpus, engine) == [(tid, None, keep, rate, "deterministic/chance")]

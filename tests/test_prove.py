@@ -4,6 +4,7 @@ purpose, with the right counterexamples; the README example on the sample corpus
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Any
 
@@ -153,6 +154,24 @@ def test_budget_expected_and_upper_bound(small: Corpus) -> None:
     scaled = prove_policy(p, small, Config(corpus_sample_rate=10))
     b10 = check(scaled, "budget")
     assert b10.status == "fail" and b10.figures["expected_per_second"] == pytest.approx(180 * 0.5 / 90, rel=1e-5)
+    # n per trace: 1, 2, 1, then 2 x 7; V = sum(n^2 p (1-p)) = 34 * 0.25; the rate goes inside the root.
+    z = 1.6448536269514722
+    assert b10.figures["upper95_per_second"] == pytest.approx((90 + z * math.sqrt(10 * 8.5)) / 90, abs=1e-4)
+
+
+def test_budget_caps_a_throughput_rule(small: Corpus) -> None:
+    # t0, t1 (3 spans) kept by keep-errors; the other 8 traces (15 spans) go to a 1 event/s throughput rule.
+    # With the corpus 1 in 10 over 90 s: 10 * 3 / 90 kept for certain, plus min(10 * 15 / 90, 1) for the rule.
+    p = policy(
+        """
+        keep-errors,"",http.status >= 500,keep,10
+        rest,"",true,"throughput(per_second=1, keys=(service.name))",0
+        """,
+        budget="2",
+    )
+    b = check(prove_policy(p, small, Config(corpus_sample_rate=10)), "budget")
+    assert b.figures["expected_per_second"] == pytest.approx(30 / 90 + 1, abs=1e-4)
+    assert b.status == "pass"
 
 
 def test_lints_on_the_corpus(small: Corpus) -> None:

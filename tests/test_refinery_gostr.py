@@ -297,3 +297,11 @@ def test_deterministic_hash_matches_definition() -> None:
 def test_deterministic_keep_fraction() -> None:
     kept = sum(gostr.deterministic_keep(f"trace-{i}", 10) for i in range(20000))
     assert 1800 < kept < 2200
+
+
+def test_deterministic_limit_is_maxuint32_over_rate() -> None:
+    # sample/deterministic.go: upperBound = math.MaxUint32 / uint32(SampleRate); keep iff hash <= upperBound.
+    assert gostr.deterministic_limit(2) == 2_147_483_647
+    assert gostr.deterministic_limit(3) == 1_431_655_765
+    assert gostr.deterministic_limit(10) == 429_496_729
+    assert gostr.deterministic_limit(2**32 + 2) == 2_147_483_647  # uint32(rate) wraps
