@@ -1,8 +1,9 @@
 -- The floor: one hand-written DuckDB query computing, per trace, what `nectar prove` needs from the corpus for
 -- benchmarks/policy12.toon: the span count, the first matching lowered rule (0-based index, as the engines number
--- them) and the three predicates the prover checks (the error definition `http.status >= 500` and the two
--- must_keep classes). Written by hand for this corpus's columns (one type per field, no NaN, no log events), so
--- it skips everything the engines handle in general (type variants, Datatype coercions, Go %v, NaN order).
+-- them) and the three predicates the prover checks (the default error definition `error == true or
+-- http.status >= 500`, and the two must_keep classes). Written by hand for this corpus's columns (one type per
+-- field, no NaN, no log events), so it skips everything the engines handle in general (type variants, Datatype
+-- coercions, Go %v, NaN order).
 -- `{parquet}` is replaced by the runner with the list of part files (a DuckDB list literal of quoted paths).
 WITH spans AS (
     SELECT
@@ -58,7 +59,7 @@ SELECT
         WHEN coalesce(c_api AND c_free_pro, false) THEN 10
         ELSE 11
     END AS rule_index,
-    coalesce(c_5xx, false) AS is_error,
+    coalesce(c_error, false) OR coalesce(c_5xx, false) AS is_error,
     coalesce(c_failed_payments, false) AS mk_failed_payments,
     coalesce(starts_with(r_route, '/checkout') AND r_duration > 2000.0, false) AS mk_slow_orders
 FROM per LEFT JOIN roots ON roots.trace_id = per.trace_id

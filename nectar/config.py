@@ -27,7 +27,9 @@ DEFAULT_ALIASES: dict[str, tuple[str, ...]] = {
     "service": ("service.name",),
 }
 
-DEFAULT_ERROR_DEFINITION = "http.status >= 500"
+# What counts as an error trace for the prover (any span matching it), and for explain and propose: OpenTelemetry's
+# ERROR status (Refinery's OTLP receiver sets `error: true`) or an HTTP 5xx in either status field (the alias).
+DEFAULT_ERROR_DEFINITION = "error == true or http.status >= 500"
 
 
 @dataclass(frozen=True, slots=True)

@@ -35,7 +35,7 @@ def test_init_makes_a_ready_project(project: Path, capsys: pytest.CaptureFixture
     assert (project / "nectar.toml").stat().st_mode & 0o777 == 0o666 & ~_umask()
     code, out, err = run(["check"], capsys)
     assert code == 0
-    assert "ok: policy 'production-sampling', 3 rules -> 3 Refinery rules" in out
+    assert "ok: policy 'production-sampling', 3 rules -> 4 Refinery rules" in out
     assert err == ""
 
 
@@ -64,8 +64,8 @@ def test_check_reports_position_and_caret(tmp_path: Path, capsys: pytest.Capture
     assert code == 2
     assert out == ""
     lines = err.splitlines()
-    assert lines[0] == f"{p}:6:56: error: `=>` is not an operator; did you mean `>=`?"
-    assert lines[1].endswith("keep-errors,Retain all HTTP 5xx errors,http.status => 500,keep,100")
+    assert lines[0] == f"{p}:6:64: error: `=>` is not an operator; did you mean `>=`?"
+    assert lines[1].endswith("keep-errors,Retain all errors,error == true or http.status => 500,keep,100")
     assert lines[2].index("^^") == lines[1].index("=>")
     assert "Traceback" not in err
 
@@ -75,7 +75,7 @@ def test_check_reports_all_rule_errors_at_once(tmp_path: Path, capsys: pytest.Ca
     p.write_text(README.replace("http.status >= 500", "http.status => 500").replace("5s", "5sec"))
     code, _, err = run(["check", str(p)], capsys)
     assert code == 2
-    assert ":6:56: error:" in err and ":7:47: error:" in err
+    assert ":6:64: error:" in err and ":7:47: error:" in err
 
 
 def test_check_json_and_warnings(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -86,7 +86,7 @@ def test_check_json_and_warnings(tmp_path: Path, capsys: pytest.CaptureFixture[s
     import json
 
     data = json.loads(out)
-    assert data["ok"] is True and data["refinery_rules"] == 3
+    assert data["ok"] is True and data["refinery_rules"] == 4  # `or` in keep-errors makes two
     assert "keeps 1 trace in 3" in data["warnings"][0]["message"]
     code, _, err = run(["check", str(p), "--strict"], capsys)
     assert code == 1

@@ -243,7 +243,7 @@ def test_sample_corpus_quick_start(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     monkeypatch.chdir(tmp_path / "demo")
     assert main(["explain", "-o", "waggle.txt"]) == 0
     text = (tmp_path / "demo" / "waggle.txt").read_text(encoding="utf-8")
-    assert "Keeps every trace in which any span has an HTTP status" in text
+    assert "Keeps every trace in which any span has error equal to true" in text
     assert main(["explain", "--format", "html", "-o", "waggle.html"]) == 0
     assert (tmp_path / "demo" / "waggle.html").read_text(encoding="utf-8").count("<svg") == 4
 

@@ -26,15 +26,17 @@ README = (Path(__file__).parent / "data" / "policy" / "identity" / "readme.toon"
 def test_readme_policy_lowers_to_the_expected_rules() -> None:
     lowered = lower_policy(parse_policy(README))
     r = lowered.sampler.rules
-    assert [x.name for x in r] == ["keep-errors", "keep-slow", "sample-rest"]
+    assert [x.name for x in r] == ["keep-errors#1", "keep-errors#2", "keep-slow", "sample-rest"]
     c = r[0].conditions[0]  # type: ignore[index]
+    assert (c.fields, c.operator, c.value, c.datatype) == (("error",), Operator.EQ, True, Datatype.BOOL)
+    c = r[1].conditions[0]  # type: ignore[index]
     assert c.fields == ("http.response.status_code", "http.status_code") and not c.single_field
     assert (c.operator, c.value, c.datatype) == (Operator.GE, 500, Datatype.INT)
-    assert r[0].sample_rate == 1 and not r[0].drop
-    c = r[1].conditions[0]  # type: ignore[index]
+    assert all(x.sample_rate == 1 and not x.drop for x in r[:2])
+    c = r[2].conditions[0]  # type: ignore[index]
     assert (c.fields, c.operator, c.value, c.datatype) == (("duration_ms",), Operator.GT, 5000.0, Datatype.FLOAT)
-    assert r[2].conditions is None and r[2].sample_rate == 100
-    assert [o.policy_rule for o in lowered.origins] == ["keep-errors", "keep-slow", "sample-rest"]
+    assert r[3].conditions is None and r[3].sample_rate == 100
+    assert [o.policy_rule for o in lowered.origins] == ["keep-errors", "keep-errors", "keep-slow", "sample-rest"]
     assert set(lowered.rules_file(["production"]).samplers) == {"__default__", "production"}
 
 
@@ -64,7 +66,9 @@ def test_atom_lowering_choices() -> None:
 
 
 def test_or_and_span_become_several_rules_with_the_same_action() -> None:
-    policy = parse_policy(README.replace("http.status >= 500", '"http.status >= 500 or span(a == 1 and b == 2)"'))
+    policy = parse_policy(
+        README.replace("error == true or http.status >= 500", '"http.status >= 500 or span(a == 1 and b == 2)"')
+    )
     lowered = lower_policy(policy)
     names = [r.name for r in lowered.sampler.rules]
     assert names[:2] == ["keep-errors#1", "keep-errors#2"]

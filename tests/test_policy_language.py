@@ -200,6 +200,8 @@ def test_check_warns_about_missing_catch_all_and_unreachable_rules(tmp_path: Pat
 
 def test_or_becomes_several_refinery_rules(tmp_path: Path) -> None:
     path = tmp_path / "p.toon"
-    path.write_text(README_HEADER.replace("http.status >= 500", "http.status >= 500 or error == true"))
+    path.write_text(README_HEADER.replace("error == true or http.status >= 500", "http.status >= 500"))
+    assert check_policy(path, Config()).refinery_rule_count == 3
+    path.write_text(README_HEADER)  # keep-errors: error == true or http.status >= 500
     result = check_policy(path, Config())
     assert result.refinery_rule_count == 4

@@ -27,15 +27,16 @@ from tests.fakeanthropic import FakeAnthropic, Reply, error_reply, text_reply, t
 
 KEY = "sk-ant-test-DO-NOT-PRINT-5f3a9c"
 
+ERRORS = "error == true or http.status >= 500"  # the prover's default error definition
 GOOD = {
     "name": "errors-and-rest",
     "description": "keep errors, sample the rest",
     "rules": [
-        {"name": "errors", "description": "errors", "match": "http.status >= 500", "action": "keep", "priority": 10},
+        {"name": "errors", "description": "errors", "match": ERRORS, "action": "keep", "priority": 10},
         {"name": "rest", "description": "rest", "match": "true", "action": "sample(1%)", "priority": 0},
     ],
-    "must_keep": [{"name": "errors", "match": "http.status >= 500"}],
-    "assumptions": ["errors means http.status >= 500"],
+    "must_keep": [{"name": "errors", "match": ERRORS}],
+    "assumptions": [f"errors means {ERRORS}"],
 }
 MALFORMED = {**GOOD, "rules": [{**GOOD["rules"][0], "match": "http.status => 500"}, GOOD["rules"][1]]}
 UNPROVEN = {**GOOD, "rules": [GOOD["rules"][1]], "must_keep": []}  # samples the errors too
@@ -46,7 +47,7 @@ nectar_policy{version,name,rules}:
   1
   text-answer
   rules[2]{name,description,match,action,priority}:
-    errors,Keep errors,http.status >= 500,keep,10
+    errors,Keep errors,error == true or http.status >= 500,keep,10
     rest,Sample the rest,true,sample(1%),0
 ```
 """
@@ -89,7 +90,7 @@ def test_tool_use_answer(corpus: Corpus, catalog: FieldCatalog) -> None:
     proposal, verdict, fake = _run([tool_reply(GOOD)], corpus, catalog)
     assert verdict.passed and proposal.rounds == 1 and proposal.provider == "claude"
     assert [r.name for r in proposal.policy.ordered_rules()] == ["errors", "rest"]
-    assert proposal.assumptions == ("errors means http.status >= 500",)
+    assert proposal.assumptions == (f"errors means {ERRORS}",)
     assert proposal.model == "claude-test" and len(proposal.prompt_sha256 or "") == 64
     (req,) = fake.requests
     assert req.path == "/v1/messages"
@@ -100,7 +101,7 @@ def test_tool_use_answer(corpus: Corpus, catalog: FieldCatalog) -> None:
     assert "ANY span" in body["system"] and "span(" in body["system"]
     first = body["messages"][0]["content"]
     assert "<intent>\nkeep errors, sample the rest at 1%\n</intent>" in first
-    assert "error traces (those matching `http.status >= 500`" in first  # what the prover checks
+    assert f"error traces (those matching `{ERRORS}`" in first  # what the prover checks
     start, end = first.index("<corpus_catalog>\n"), first.index("\n</corpus_catalog>")
     data = json.loads(first[start + len("<corpus_catalog>\n") : end])  # the catalog, quoted as JSON data
     svc = next(f for f in data["fields"] if f["name"] == "service.name")

@@ -10,7 +10,7 @@ from pathlib import Path
 import typer
 
 from nectar.cli.common import OutputFormat, app, emit_json, notice, out_console, resolve_policy, warn
-from nectar.config import load_config
+from nectar.config import DEFAULT_ERROR_DEFINITION, load_config
 from nectar.errors import EXIT_CHECK_FAILED, NectarError
 from nectar.policy import ir
 from nectar.policy.check import check_expression, check_policy
@@ -24,7 +24,7 @@ nectar_policy{version,name,budget_per_second,rules}:
   production-sampling
   10000
   rules[3]{name,description,match,action,priority}:
-    keep-errors,Retain all HTTP 5xx errors,http.status >= 500,keep,100
+    keep-errors,Retain all errors,error == true or http.status >= 500,keep,100
     keep-slow,Retain slow requests,duration > 5s,keep,90
     sample-rest,Sample remaining traffic,true,sample(0.01),0
 """
@@ -55,10 +55,9 @@ service = ["service.name"]
 
 [prove]
 # What counts as an error trace for the "errors are never dropped" check: a match expression, true for a trace
-# when ANY span satisfies it (the same semantics as policy rules).
-error_definition = "http.status >= 500"
-# To also count OpenTelemetry's error status (status_code 2 = ERROR, and Refinery's `error` flag):
-# error_definition = "http.status >= 500 or error == true"
+# when ANY span satisfies it (the same semantics as policy rules). The default: OpenTelemetry's error status
+# (Refinery's `error` flag) or an HTTP 5xx in either status field.
+error_definition = "@ERROR_DEFINITION@"
 
 [compile]
 # Refinery environments (or Classic datasets) the compiled RulesBasedSampler is written under.
@@ -67,7 +66,7 @@ environments = ["__default__"]
 [propose]
 # The Claude model `nectar propose` uses when ANTHROPIC_API_KEY is set (also --model or NECTAR_MODEL).
 # model = "claude-sonnet-5-5"
-"""
+""".replace("@ERROR_DEFINITION@", DEFAULT_ERROR_DEFINITION)
 
 GITIGNORE = """\
 # nectar outputs that are rebuilt from policy.toon (commit them if you deploy from this folder)

@@ -61,12 +61,12 @@ decides the trace. End with a catch-all rule whose match is `true`.
 ## Example
 Intent: "Keep all errors and slow requests over 5 seconds, drop health checks, sample everything else at 1%"
 rules (priority order):
-  1. name `errors`, match `error == true or http.status >= 500`, action `keep`, priority 40
+  1. name `errors`, match `@ERRORS@`, action `keep`, priority 40
   2. name `slow`, match `duration > 5s`, action `keep`, priority 30
   3. name `health-checks`, match `http.route in ("/healthz", "/readyz")`, action `drop`, priority 20
   4. name `rest`, match `true`, action `sample(1%)`, priority 0
-must_keep: name `errors`, match `error == true or http.status >= 500`
-"""
+must_keep: name `errors`, match `@ERRORS@`
+""".replace("@ERRORS@", DEFAULT_ERROR_DEFINITION)
 
 INSTRUCTIONS = """\
 You write tail-sampling policies for Honeycomb Refinery in the Nectar policy language described below, from a

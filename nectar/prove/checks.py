@@ -1,8 +1,8 @@
 """The prover's checks, over per-trace decisions of the lowered policy (what ships is what is proven).
 
 * **fallback**: the policy has a catch-all that decides every trace no earlier rule decides, and it comes last;
-* **errors**: every error trace (``prove.error_definition``, default ``http.status >= 500``) is kept with
-  probability 1;
+* **errors**: every error trace (``prove.error_definition``, default
+  :data:`~nectar.config.DEFAULT_ERROR_DEFINITION`) is kept with probability 1;
 * **must-keep**: every trace of every ``must_keep`` class, and every trace id listed in ``must-keep.txt`` in the
   corpus folder, is kept with probability 1 (coverage = kept / declared);
 * **budget**: expected kept events per second <= ``budget_per_second``, with a 95% upper bound.
