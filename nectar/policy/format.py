@@ -199,6 +199,9 @@ def format_policy(policy: ir.Policy, spelling: Spelling = Spelling.HEADER) -> st
     if policy.must_keep:
         mk = [",".join([_cell(m.name), _match_cell(m.match)]) for m in policy.must_keep]
         values.append(("must_keep", [f"must_keep[{len(mk)}]{{name,match}}:", *mk]))
+    if policy.accept:
+        acc = [",".join([_cell(a.check), _cell(a.rule), _cell(a.reason)]) for a in policy.accept]
+        values.append(("accept", [f"accept[{len(acc)}]{{check,rule,reason}}:", *acc]))
 
     lines: list[str] = []
     if spelling is Spelling.HEADER:

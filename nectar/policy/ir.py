@@ -290,6 +290,23 @@ class MustKeep:
     span: Span | None = dc_field(default=None, compare=False)
 
 
+# The prover's checks a waiver may name: the ones whose violations are traces, each decided by a rule (``fallback``
+# is about the rules' shape, ``budget`` about the total volume). ``must_keep:<class>`` narrows to one class.
+WAIVABLE_CHECKS = ("errors", "must_keep")
+
+
+@dataclass(frozen=True, slots=True)
+class Accept:
+    """A waiver: a reviewed exception (``accept[N]{check,rule,reason}``). Violations of the prover check ``check``
+    (``errors``, ``must_keep`` or ``must_keep:<class>``) that policy rule ``rule`` decides are reported as waived,
+    with ``reason``, instead of failing the check; violations decided by any other rule still fail it."""
+
+    check: str
+    rule: str
+    reason: str
+    span: Span | None = dc_field(default=None, compare=False)
+
+
 @dataclass(frozen=True, slots=True)
 class Diagnostic:
     """A warning found while building the IR (errors are raised instead)."""
@@ -309,6 +326,7 @@ class Policy:
     budget_per_second: float | None = None
     description: str = ""
     must_keep: tuple[MustKeep, ...] = ()
+    accept: tuple[Accept, ...] = ()
     diagnostics: tuple[Diagnostic, ...] = dc_field(default=(), compare=False)
     path: str | None = dc_field(default=None, compare=False)
 

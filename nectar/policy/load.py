@@ -7,6 +7,7 @@ Both spellings of the top-level object give the same policy: the README's header
 
 from __future__ import annotations
 
+import difflib
 import functools
 import math
 from collections.abc import Mapping
@@ -23,10 +24,11 @@ from nectar.policy.toon import TArray, TNode, TObject, TPrim, parse_toon
 from nectar.refinery import gostr
 
 ROOT_KEY = "nectar_policy"
-POLICY_FIELDS = ("version", "name", "description", "budget_per_second", "rules", "must_keep")
+POLICY_FIELDS = ("version", "name", "description", "budget_per_second", "rules", "must_keep", "accept")
 RULE_COLUMNS = ("name", "description", "match", "action", "priority")
 REQUIRED_RULE_COLUMNS = ("name", "match", "action")
 MUST_KEEP_COLUMNS = ("name", "match")
+ACCEPT_COLUMNS = ("check", "rule", "reason")
 SUPPORTED_VERSIONS = (1,)
 
 
@@ -102,6 +104,8 @@ class _Loader:
         rules = self.rules(self.required(body, "rules"))
         mk_node = body.get("must_keep")
         must_keep = self.must_keep(mk_node) if mk_node is not None else ()
+        acc_node = body.get("accept")
+        accept = self.accept(acc_node, rules, must_keep) if acc_node is not None else ()
         self.check_priorities(rules)
         return ir.Policy(
             version=int(version.value),
@@ -110,6 +114,7 @@ class _Loader:
             budget_per_second=budget,
             description=description,
             must_keep=must_keep,
+            accept=accept,
             diagnostics=tuple(self.diagnostics),
             path=self.file,
         )
@@ -239,6 +244,63 @@ class _Loader:
             out.append(ir.MustKeep(name, expr, text, row.span))
         return tuple(out)
 
+    def accept(
+        self, node: TNode, rules: tuple[ir.PolicyRule, ...], must_keep: tuple[ir.MustKeep, ...]
+    ) -> tuple[ir.Accept, ...]:
+        """Waivers: each names a check that can be waived and a rule of this policy, with a reason."""
+        out: list[ir.Accept] = []
+        seen: dict[tuple[str, str], Span] = {}
+        rule_names = [r.name for r in rules]
+        classes = [m.name for m in must_keep]
+        for row in self.table_rows(node, "accept", ACCEPT_COLUMNS, ACCEPT_COLUMNS):
+            check = self.waived_check(row, classes)
+            rnode = row.get("rule")
+            rule = self.text(rnode, "a rule name").strip()
+            if rule not in rule_names:
+                raise NectarError(
+                    f"accept names rule {rule!r}, which is not a rule of this policy",
+                    self.node_span(rnode),
+                    _did_you_mean(rule, rule_names, "rules"),
+                )
+            reason = self.text(row.get("reason"), "a reason").strip()
+            if not reason:
+                raise NectarError(
+                    "a waiver needs a reason: why this exception was reviewed and accepted",
+                    self.node_span(row.get("reason")),
+                )
+            if (check, rule) in seen:
+                raise NectarError(
+                    f"duplicate waiver of check {check!r} for rule {rule!r}",
+                    row.span,
+                    f"first declared at line {seen[(check, rule)].line}",
+                )
+            seen[(check, rule)] = row.span
+            out.append(ir.Accept(check, rule, reason, row.span))
+        return tuple(out)
+
+    def waived_check(self, row: TObject, classes: list[str]) -> str:
+        """The ``check`` cell of a waiver: ``errors``, ``must_keep`` or ``must_keep:<class>`` (a declared class)."""
+        cnode = row.get("check")
+        check = self.text(cnode, "a check name").strip()
+        span = self.node_span(cnode)
+        base, sep, cls = check.partition(":")
+        base, cls = base.strip(), cls.strip()
+        choices = [*ir.WAIVABLE_CHECKS, *(f"must_keep:{c}" for c in classes)]
+        if base not in ir.WAIVABLE_CHECKS or (sep and base != "must_keep"):
+            if base in ("fallback", "budget"):
+                raise NectarError(
+                    f"the {base} check cannot be waived: its verdict is not about traces a rule decides",
+                    span,
+                    f"waivable checks: {', '.join(choices)}",
+                )
+            raise NectarError(f"unknown check {check!r} in accept", span, _did_you_mean(check, choices, "checks"))
+        if not sep:
+            return base
+        if cls not in classes:
+            hint = _did_you_mean(cls, classes, "classes") if classes else "the policy declares no must_keep classes"
+            raise NectarError(f"accept names must_keep class {cls!r}, which the policy does not declare", span, hint)
+        return f"must_keep:{cls}"
+
     def action(self, node: TNode) -> tuple[ir.Action, str]:
         if not isinstance(node, TPrim) or not isinstance(node.value, str):
             raise NectarError(
@@ -261,6 +323,12 @@ class _Loader:
                         "give each rule its own priority to make the order explicit",
                     )
                 )
+
+
+def _did_you_mean(name: str, choices: list[str], what: str) -> str:
+    close = difflib.get_close_matches(name, choices, n=1)
+    listed = f"{what}: {', '.join(choices)}"
+    return f"did you mean {close[0]!r}? ({listed})" if close else listed
 
 
 # ------------------------------------------------------------------------------------------------ actions
