@@ -263,12 +263,15 @@ def compile_policy(
     prove: bool = True,
     engine: str = DEFAULT_ENGINE,
     previous_lock: Mapping[str, Any] | None = None,
+    allow_vacuous: bool = False,
 ) -> CompileResult:
     """Read, lower, (prove,) and render a policy; returns what to write. Writes nothing.
 
     Raises :class:`NectarError` (exit 2) for a bad policy or one that cannot be compiled, and
-    :class:`CheckFailed` (exit 1, the prover's report as the message) when a proof check fails. The lock keeps a
-    ``proposal`` entry of ``previous_lock`` when the policy is unchanged.
+    :class:`CheckFailed` (exit 1, the prover's report as the message) when a proof check fails, or when one is
+    vacuous (had nothing to check) and ``allow_vacuous`` is not set. The lock records the vacuous checks it
+    accepted and the policy's waivers with the traces each waived. The lock keeps a ``proposal`` entry of
+    ``previous_lock`` when the policy is unchanged.
     """
     envs = tuple(environments) if environments else tuple(config.environments)
     source = read_policy(policy_path, config)
@@ -288,12 +291,24 @@ def compile_policy(
                 "the policy does not pass its proof; nothing was written\n" + proof_text(report),
                 hint="fix the policy (or, knowingly, compile with --no-prove, which the lockfile records)",
             )
+        vacuous = [c for c in report.checks if c.status == "vacuous"]
+        if vacuous and not allow_vacuous:
+            raise CheckFailed(
+                f"the proof is vacuous ({', '.join(c.name for c in vacuous)}: nothing to check), so the policy is "
+                "not proven; nothing was written\n" + proof_text(report),
+                hint="prove on a corpus that holds the traces these checks need (`nectar ingest`), or, knowingly, "
+                "compile with --allow-vacuous (the lockfile records it)",
+            )
         proof: dict[str, Any] = {
             "proven": True,
             "engine": engine,
             "error_definition": config.error_definition,
             "corpus_sample_rate": config.corpus_sample_rate,
             "checks": stable_figures(report.summary()),
+            # What this proof did not check, accepted with --allow-vacuous (compile refuses it otherwise).
+            "vacuous": [c.name for c in vacuous],
+            "allow_vacuous": bool(vacuous),
+            "waivers": [w.to_json() for w in report.waivers],
         }
     else:
         proof = {"proven": False, "skipped": "--no-prove"}
@@ -500,7 +515,7 @@ def verify(
     Differences: the lock is missing or unreadable; the policy's bytes or canonical form are not the locked ones;
     the rules file is missing, its sha256/md5 are not the locked ones, or it is not what the policy compiles to now
     (with a diff); the lock was made by another nectar version; the corpus the proof used changed; and, with
-    ``require_proof``, a lock made with ``--no-prove``.
+    ``require_proof``, a lock made with ``--no-prove`` or ``--allow-vacuous``.
     """
     diffs: list[str] = []
     notes: list[str] = []
@@ -574,7 +589,13 @@ def verify(
                     )
 
     proof = lock.get("proof") or {}
-    if proof.get("proven"):
+    vacuous = ", ".join(map(str, proof.get("vacuous") or []))
+    if proof.get("proven") and vacuous:
+        what = (
+            f"the lock records a proof with vacuous checks (nothing to check), accepted with --allow-vacuous: {vacuous}"
+        )
+        (diffs if require_proof else notes).append(what)
+    elif proof.get("proven"):
         checked.append(f"the lock records a passed proof on engine {proof.get('engine')}")
     elif require_proof:
         diffs.append("the lock was made with --no-prove: the policy was never proven")

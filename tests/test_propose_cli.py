@@ -77,7 +77,7 @@ def test_unknown_clause_exit_2_nothing_written(run: Any, tmp_path: Path) -> None
 def test_failed_proof_is_written_as_a_draft_unless_proven_only(run: Any, tmp_path: Path) -> None:
     code, out, err = run("Sample everything at 1%", "--provider", "offline", "--proven-only")
     assert code == 1
-    assert "FAIL  errors" in out and "nothing was written" in err
+    assert "errors     FAIL on the corpus" in out and "nothing was written" in err
     assert not (tmp_path / "policy.toon").exists()
     code, out, err = run("Sample everything at 1%", "--provider", "offline")
     assert code == 1 and "written to policy.toon as a draft" in err and "nectar compile` refuses it" in err

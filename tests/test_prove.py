@@ -208,11 +208,12 @@ def test_renderings(small: Corpus) -> None:
     p = policy("""rest,"",true,sample(0.1),0""")
     report = prove_policy(p, small, Config())
     text = render_text(report)
-    assert "FAIL  errors" in text and "\x1b[" not in text and "nectar sql" in text
+    assert "  errors     FAIL on the corpus (0/2 kept) · symbolic: skipped\n" in text
+    assert "\x1b[" not in text and "nectar sql" in text
     junit = render_junit(report)
     assert 'failures="1"' in junit and "<failure" in junit
     data = to_json(report)
-    assert data["schema"] == "nectar-proof/1" and data["passed"] is False
+    assert data["schema"] == "nectar-proof/2" and data["passed"] is False
     assert [c["name"] for c in data["checks"]] == ["fallback", "errors", "must_keep", "budget"]
     assert data["rules"][0]["decided_traces"] == 10
 
@@ -223,12 +224,13 @@ def test_readme_policy_on_the_bundled_sample_corpus(capsys: pytest.CaptureFixtur
     code = main(["prove", str(policy_path), "--corpus", str(REPO / "corpus"), "--format", "json"])
     out = json.loads(capsys.readouterr().out)
     assert code == 0 and out["passed"]
-    assert out["checks"][1]["figures"]["declared"] > 0  # the sample corpus has error traces, all kept
+    errors = out["checks"][1]["corpus"]
+    assert errors["status"] == "pass" and errors["figures"]["declared"] > 0  # the sample has error traces, all kept
     broken = tmp_path / "broken.toon"
     broken.write_text(README_POLICY.replace("http.status >= 500,keep", "http.status >= 500,sample(0.5)"))
     code = main(["prove", str(broken), "--corpus", str(REPO / "corpus")])
     captured = capsys.readouterr()
-    assert code == 1 and "FAIL  errors" in captured.out and "decided by keep-errors" in captured.out
+    assert code == 1 and "errors     FAIL on the corpus" in captured.out and "decided by keep-errors" in captured.out
 
 
 def test_realtraces_corpus(tmp_path: Path) -> None:

@@ -40,7 +40,8 @@ def _lock_path(lock: Path | None, rules_path: Path, config: Config) -> Path:
 
 COMPILE_EPILOG = (
     "Examples: nectar compile  |  nectar compile policy.toon -o rules.yaml --env production  |  "
-    "nectar compile --locked  (CI: fail if the output would differ from nectar.lock)  |  nectar compile --no-prove"
+    "nectar compile --locked  (CI: fail if the output would differ from nectar.lock)  |  nectar compile --no-prove  |  "
+    "nectar compile --allow-vacuous"
 )
 
 
@@ -60,13 +61,19 @@ def compile_cmd(
         False, "--locked", help="Fail (exit 1, write nothing) if the output would differ from the lockfile."
     ),
     no_prove: bool = typer.Option(False, "--no-prove", help="Skip the proof (recorded in the lockfile)."),
+    allow_vacuous: bool = typer.Option(
+        False,
+        "--allow-vacuous",
+        help="Lock a proof in which a check had nothing to check (no traces, no error traces, a must-keep class "
+        "that matches no trace); recorded in the lockfile.",
+    ),
     engine: EngineChoice = typer.Option(DEFAULT_CHOICE, "--engine", help="Proof engine (polars, duckdb, ...)."),
     fmt: OutputFormat = typer.Option(OutputFormat.text, "--format", help="text or json."),
 ) -> None:
     """Prove the policy, then write Refinery's rules.yaml (RulesVersion 2) and nectar.lock.
 
-    Nothing is written when the proof fails (exit 1, with the prover's report) or the policy cannot be compiled
-    exactly (exit 2). Same policy, config and corpus: same bytes.
+    Nothing is written when the proof fails or is vacuous without --allow-vacuous (exit 1, with the prover's
+    report), or when the policy cannot be compiled exactly (exit 2). Same policy, config and corpus: same bytes.
     """
     from nectar.compile import check_locked, compile_policy, read_lock, write_outputs
 
@@ -86,6 +93,7 @@ def compile_cmd(
         prove=not no_prove,
         engine=engine.value,
         previous_lock=previous,
+        allow_vacuous=allow_vacuous,
     )
     if locked:
         diffs = check_locked(result, lock_path)
@@ -130,6 +138,13 @@ def compile_cmd(
 
         out.print(proof_text(result.proof), markup=False)
     how = "proven" if proven else "NOT proven (--no-prove)"
+    if result.lock["proof"].get("vacuous"):
+        how += f"; vacuous, allowed by --allow-vacuous: {', '.join(result.lock['proof']['vacuous'])}"
+    waived = [w for w in result.lock["proof"].get("waivers", []) if w["traces"]]
+    if waived:
+        how += "; waived: " + ", ".join(
+            f"{w['check']} by {w['rule']} ({w['traces']:,} trace{'' if w['traces'] == 1 else 's'})" for w in waived
+        )
     out.print(
         f"wrote {rules_path} ({n_rules} Refinery rules, environments {', '.join(envs)}; {how}) and {lock_path}",
         markup=False,
@@ -148,7 +163,9 @@ def verify_cmd(
     rules: Path | None = typer.Option(None, "--rules", help="Rules file (default: project.rules)."),
     lock: Path | None = typer.Option(None, "--lock", help="Lockfile (default: project.lock)."),
     corpus: Path | None = typer.Option(None, "--corpus", help="Corpus to check against the lock (optional)."),
-    require_proof: bool = typer.Option(False, "--require-proof", help="Also fail if the lock was made --no-prove."),
+    require_proof: bool = typer.Option(
+        False, "--require-proof", help="Also fail if the lock was made --no-prove or --allow-vacuous."
+    ),
     fmt: OutputFormat = typer.Option(OutputFormat.text, "--format", help="text or json."),
 ) -> None:
     """Check that the policy, rules.yaml and nectar.lock agree; say exactly what differs (exit 1), else exit 0."""

@@ -44,10 +44,16 @@ def prove_cmd(
     engine: EngineName = typer.Option(DEFAULT_ENGINE_NAME, "--engine", help="Evaluator: polars or duckdb."),
     fmt: ProveFormat = typer.Option(ProveFormat.text, "--format", help="text, json or junit."),
     max_examples: int = typer.Option(5, "--max-examples", min=0, help="Counterexample traces per failed check."),
-    strict: bool = typer.Option(False, "--strict", help="Treat lint warnings as failures."),
+    strict: bool = typer.Option(
+        False,
+        "--strict",
+        help="Also fail (exit 1) on a vacuous check (nothing to check), an unused waiver, or a lint warning.",
+    ),
 ) -> None:
     """Prove a policy against the corpus: a catch-all exists, error traces and must-keep traces are always kept,
-    and the expected kept events/s fit the budget. Exit 0 when all checks pass, 1 when any fails."""
+    and the expected kept events/s fit the budget. A check with nothing to check is VACUOUS, never PASS; a
+    violation the policy's `accept` table waives is WAIVED. Exit 0 when no check fails, 1 when one fails (or, with
+    --strict, is vacuous)."""
     config = load_config()
     path = resolve_policy(policy, config)
     parsed = load_policy(path, config.aliases)

@@ -19,7 +19,7 @@ from nectar.engine.decision import keep_probabilities
 from nectar.explain.english import describe_rule
 from nectar.explain.fates import Fate, fate_phrase
 from nectar.policy.format import format_action, format_expr
-from nectar.prove.checks import CheckResult
+from nectar.prove.checks import CheckResult, verdict
 from nectar.prove.core import ProofReport
 from nectar.refinery.emit import emit_rules, scalar
 from nectar.refinery.model import Condition, Operator, Rule, RulesBasedSampler, RulesFile, SamplerConfig
@@ -128,6 +128,18 @@ class Explanation:
 
     def check(self, name: str) -> CheckResult | None:
         return next((c for c in self.checks if c.name == name), None)
+
+    @property
+    def verdict(self) -> str:
+        """The prover's verdict in words: never "all checks passed" when a check was vacuous or waived."""
+        return verdict(self.checks)
+
+    @property
+    def outcome(self) -> str:
+        """``pass``, ``fail``, or ``caveat`` when no check failed but one was vacuous or waived."""
+        if not self.passed:
+            return "fail"
+        return "caveat" if any(c.status in ("vacuous", "waived") for c in self.checks) else "pass"
 
 
 # ------------------------------------------------------------------------------------------------- building
@@ -450,15 +462,24 @@ def summary_lines(ex: Explanation) -> list[str]:
         f = err.figures
         how = _by_rule(fates.get("error traces"))
         if f.get("declared", 0) == 0:
-            lines.append(f"Error traces ({ex.error_definition}): none in the corpus.")
+            lines.append(
+                f"Error traces ({ex.error_definition}): none in the corpus, so the errors check is vacuous: "
+                "nothing was checked."
+            )
+        elif err.status == "waived":
+            lines.append(
+                f"Error traces ({ex.error_definition}): {f['not_always_kept']:,} of {f['declared']:,} are not always "
+                f"kept, all by waived rules ({_waived(err)}){how}."
+            )
         elif err.status == "pass":
             lines.append(
                 f"Error traces ({ex.error_definition}): all {f['declared']:,} are kept with probability 1{how}."
             )
         else:
+            waived = f", {f['waived']:,} of them waived ({_waived(err)})" if err.waived else ""
             lines.append(
                 f"Error traces ({ex.error_definition}): {f['not_always_kept']:,} of {f['declared']:,} are NOT "
-                f"always kept{how}."
+                f"always kept{waived}{how}."
             )
     mk = ex.check("must_keep")
     if mk is not None:
@@ -492,6 +513,10 @@ def summary_lines(ex: Explanation) -> list[str]:
     return lines
 
 
+def _waived(c: CheckResult) -> str:
+    return "; ".join(f"{w.traces:,} decided by {w.rule}: {w.reason}" for w in c.waived)
+
+
 def _by_rule(fate: Fate | None) -> str:
     return f"; {fate_phrase(fate)}" if fate is not None and fate.rows else ""
 
@@ -500,12 +525,13 @@ ORDER_NOTE = "Rules are tried in this order; the first rule whose conditions mat
 
 
 def check_label(c: CheckResult) -> str:
-    return {"pass": "PASS", "fail": "FAIL", "skip": "SKIP"}.get(c.status, c.status.upper())
+    return c.status.upper()
 
 
 def check_examples(c: CheckResult) -> list[str]:
-    """One line per counterexample trace of a check."""
-    return [
+    """One line per waiver the check used, then one per counterexample trace."""
+    waived = [f"waived: {w.describe()}" for w in c.waived]
+    return waived + [
         f"trace {ce.trace_id}: decided by {ce.rule or 'no rule'} ({ce.reason}; keep={ce.keep}, rate={ce.rate}), "
         f"{plural(ce.spans, 'span')}"
         for ce in c.counterexamples

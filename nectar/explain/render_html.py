@@ -41,8 +41,9 @@ pre { background: #eef1f5; padding: 10px 12px; border-radius: 6px; overflow-x: a
 .meta { color: var(--muted); margin: 0 0 8px; }
 .verdict { display: inline-block; padding: 2px 10px; border-radius: 12px; color: #fff; font-weight: 600; }
 .verdict.pass { background: var(--pass); } .verdict.fail { background: var(--fail); }
+.verdict.caveat { background: var(--skip); }
 .status { font-weight: 700; } .status.pass { color: var(--pass); } .status.fail { color: var(--fail); }
-.status.skip { color: var(--skip); }
+.status.skip, .status.vacuous { color: var(--skip); } .status.waived { color: var(--muted); }
 ul.summary { padding-left: 20px; } ul.summary li { margin: 4px 0; }
 table { border-collapse: collapse; margin: 6px 0; }
 th, td { text-align: left; padding: 4px 10px 4px 0; border-bottom: 1px solid var(--line); vertical-align: top; }
@@ -139,8 +140,7 @@ def _checks(ex: Explanation) -> str:
 
 def render_html(ex: Explanation) -> str:
     """The whole page (deterministic: same explanation, same bytes)."""
-    verdict = "pass" if ex.passed else "fail"
-    verdict_text = "all checks pass" if ex.passed else "the policy fails its checks"
+    verdict, verdict_text = ex.outcome, ex.verdict
     charts = all_charts(ex)
     parts = [
         "<!DOCTYPE html>",

@@ -111,7 +111,7 @@ def _rules_table(ex: Explanation) -> list[str]:
 
 def render_md(ex: Explanation) -> str:
     """The whole report as Markdown (deterministic: same explanation, same bytes)."""
-    verdict = "all checks pass" if ex.passed else "**the policy FAILS its checks**"
+    verdict = md_text(ex.verdict) if ex.passed else f"**{md_text(ex.verdict)}**"
     out = [
         f"## Waggle report: {md_text(ex.policy_name)} ({verdict})",
         "",

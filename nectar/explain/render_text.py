@@ -29,7 +29,8 @@ from nectar.explain.model import (
     traces_spans,
 )
 
-STATUS_STYLE = {"pass": "bold green", "fail": "bold red", "skip": "yellow"}
+STATUS_STYLE = {"pass": "bold green", "fail": "bold red", "vacuous": "bold yellow", "waived": "cyan", "skip": "yellow"}
+OUTCOME_STYLE = {"pass": "bold green", "fail": "bold red", "caveat": "bold yellow"}
 SEVERITY_STYLE = {"warning": "red", "info": "yellow"}
 
 
@@ -130,8 +131,7 @@ def render_text(ex: Explanation, color: bool = False, width: int = 120) -> str:
         markup=False,
     )
     title = Text(f"Waggle report: {ex.policy_name}  ", style="bold")
-    verdict = "all checks pass" if ex.passed else "the policy FAILS its checks"
-    title.append(verdict, style="bold green" if ex.passed else "bold red")
+    title.append(ex.verdict, style=OUTCOME_STYLE[ex.outcome])
     con.print(title)
     con.print(
         Text(
@@ -152,7 +152,7 @@ def render_text(ex: Explanation, color: bool = False, width: int = 120) -> str:
         check_line.append(c.summary)
         for x in check_examples(c):
             check_line.append("\n" + x, style="dim")
-        _bullet(con, f"{check_label(c):<5}", check_line, 2, STATUS_STYLE.get(c.status, ""))
+        _bullet(con, f"{check_label(c):<7}", check_line, 2, STATUS_STYLE.get(c.status, ""))
     if ex.policy_caveats:
         con.print()
         con.print(Text("Caveats", style="bold underline"))

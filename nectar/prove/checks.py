@@ -7,6 +7,12 @@
   corpus folder, is kept with probability 1 (coverage = kept / declared);
 * **budget**: expected kept events per second <= ``budget_per_second``, with a 95% upper bound.
 
+A check's corpus verdict (``CheckResult.status``) is one of :data:`CORPUS_STATUSES`: ``pass``; ``fail``;
+``vacuous`` when it had nothing to check (no traces, no error trace, a must-keep class no trace matches: never a
+pass, and a failure with ``--strict``); ``waived`` when every violation was decided by a rule the policy's
+``accept`` table waives for that check; ``skip`` when the policy asks for nothing (no budget, no must-keep).
+Its verdict over all possible traces is a :class:`SymbolicResult`.
+
 Budget arithmetic (documented in the README). A trace of ``n`` spans kept with probability ``p`` costs ``n*p``
 events in expectation, with variance ``n^2 p (1-p)`` (a random ``SampleRate`` N keeps it with p = 1/N, independently
 per trace). Over the corpus: ``E = sum(n p)``, ``V = sum(n^2 p (1-p))``. The corpus holds one trace in ``s`` of real
@@ -20,6 +26,7 @@ events/s, capped at G, with no variance counted).
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -56,28 +63,111 @@ class Counterexample:
         }
 
 
+CORPUS_STATUSES = ("pass", "fail", "vacuous", "waived", "skip")
+SYMBOLIC_STATUSES = ("proved", "refuted", "unknown", "skipped")
+
+
+@dataclass(frozen=True, slots=True)
+class SymbolicResult:
+    """A check's verdict over every possible trace: ``proved``; ``refuted`` with a ``witness`` (the spans of a trace
+    that violates it, as field -> value objects); ``unknown`` or ``skipped``, each with its ``reason``."""
+
+    status: str
+    reason: str = ""
+    witness: tuple[dict[str, Any], ...] = ()
+
+    def to_json(self) -> dict[str, Any]:
+        return {"status": self.status, "reason": self.reason, "witness": list(self.witness)}
+
+
+NOT_SYMBOLIC = SymbolicResult("skipped", "the symbolic checker did not run: this verdict is the corpus's only")
+BUDGET_NOT_SYMBOLIC = SymbolicResult("skipped", "the budget is an estimate from the corpus: there is no symbolic claim")
+
+
+@dataclass(frozen=True, slots=True)
+class WaiverUse:
+    """A waiver of the policy (``accept`` row) and how many violating traces of its check it waived here."""
+
+    check: str
+    rule: str
+    reason: str
+    traces: int
+
+    def to_json(self) -> dict[str, Any]:
+        return {"check": self.check, "rule": self.rule, "reason": self.reason, "traces": self.traces}
+
+    def describe(self) -> str:
+        """``2 traces decided by health-checks (probes are never worth keeping)``."""
+        n = f"{self.traces:,} trace" + ("" if self.traces == 1 else "s")
+        return f"{n} decided by {self.rule} ({self.reason})"
+
+
+@dataclass(frozen=True, slots=True)
+class ProofWarning:
+    """Something the reader should know that fails nothing (a failure with ``--strict``): an unused waiver."""
+
+    code: str
+    message: str
+    check: str | None = None
+    rule: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"code": self.code, "check": self.check, "rule": self.rule, "message": self.message}
+
+
 @dataclass(frozen=True, slots=True)
 class CheckResult:
-    """One check's verdict: ``status`` is ``pass``, ``fail`` or ``skip`` (with the reason in ``summary``)."""
+    """One check's verdict. ``status`` is the corpus verdict (one of :data:`CORPUS_STATUSES`, with the reason in
+    ``summary``); ``brief`` says its figures in a few words (``32/32 kept``) for the one-line report; ``note`` is
+    a caveat worth showing even on a pass; ``waived`` the waivers that turned violations into ``waived``;
+    ``symbolic`` the verdict over all possible traces (skipped until the symbolic checker attaches one)."""
 
     name: str
     status: str
     summary: str
     figures: dict[str, Any] = field(default_factory=dict)
     counterexamples: tuple[Counterexample, ...] = ()
+    brief: str = ""
+    note: str = ""
+    waived: tuple[WaiverUse, ...] = ()
+    symbolic: SymbolicResult = NOT_SYMBOLIC
 
     @property
     def passed(self) -> bool:
+        """Not a failure: ``vacuous``, ``waived`` and ``skip`` do not fail a run (``vacuous`` does with --strict)."""
         return self.status != "fail"
 
     def to_json(self) -> dict[str, Any]:
         return {
             "name": self.name,
             "status": self.status,
+            "passed": self.passed,
             "summary": self.summary,
-            "figures": self.figures,
-            "counterexamples": [c.to_json() for c in self.counterexamples],
+            "corpus": {
+                "status": self.status,
+                "figures": self.figures,
+                "counterexamples": [c.to_json() for c in self.counterexamples],
+                "waived": [w.to_json() for w in self.waived],
+            },
+            "symbolic": self.symbolic.to_json(),
         }
+
+
+def verdict(checks: Sequence[CheckResult]) -> str:
+    """The run in words: ``all checks passed`` only when every check passed or was not asked for."""
+    failed = [c.name for c in checks if c.status == "fail"]
+    if failed:
+        return f"the policy FAILS its checks: {', '.join(failed)}"
+    vacuous = [c.name for c in checks if c.status == "vacuous"]
+    waived = [c.name for c in checks if c.status == "waived"]
+    if not vacuous and not waived:
+        return "all checks passed"
+    parts = []
+    if vacuous:
+        parts.append(f"{len(vacuous)} vacuous (nothing to check): {', '.join(vacuous)}")
+    if waived:
+        parts.append(f"{len(waived)} waived (violations accepted in the policy): {', '.join(waived)}")
+    return "no check failed; " + "; ".join(parts)
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,7 +14,7 @@ from typing import Any
 
 import polars as pl
 
-from nectar.config import Config
+from nectar.config import DEFAULT_ERROR_DEFINITION, Config
 from nectar.corpus.layout import TRACE_ID, Corpus, ValueType
 from nectar.engine.api import DEFAULT_ENGINE, evaluate_with_probes
 from nectar.engine.decision import keep_probability
@@ -24,8 +24,18 @@ from nectar.policy import ir
 from nectar.policy.expr import parse_expr, standalone_origin
 from nectar.policy.format import format_expr
 from nectar.policy.lower import LoweredPolicy, lower_policy, lower_predicate
-from nectar.prove.checks import BudgetFigures, CheckResult, Counterexample, budget_figures
+from nectar.prove.checks import (
+    BUDGET_NOT_SYMBOLIC,
+    BudgetFigures,
+    CheckResult,
+    Counterexample,
+    ProofWarning,
+    SymbolicResult,
+    WaiverUse,
+    budget_figures,
+)
 from nectar.prove.lints import CorpusLint, corpus_lints
+from nectar.prove.waivers import Waivers
 from nectar.refinery.model import Condition, Rule, SamplerKind
 
 MUST_KEEP_FILE = "must-keep.txt"
@@ -59,12 +69,35 @@ class ProofReport:
     # trace, in the decisions' row order. ``explain`` reads them instead of evaluating the predicates again.
     predicate_hits: tuple[pl.Series, ...] = field(default=(), repr=False)
 
+    waivers: tuple[WaiverUse, ...] = ()  # every waiver of the policy, with the traces it waived
+    warnings: tuple[ProofWarning, ...] = ()
+
     @property
     def passed(self) -> bool:
-        """All checks pass (and, with ``strict``, no lint is a warning)."""
+        """No check fails (and, with ``strict``, none is vacuous and there is no warning or lint warning)."""
         if any(not c.passed for c in self.checks):
             return False
-        return not (self.strict and any(lint.severity in ("warning", "error") for lint in self.lints))
+        return not (self.strict and self.strict_failures())
+
+    @property
+    def vacuous(self) -> list[str]:
+        """The checks that had nothing to check."""
+        return [c.name for c in self.checks if c.status == "vacuous"]
+
+    @property
+    def error_definition_is_default(self) -> bool:
+        return self.error_definition == DEFAULT_ERROR_DEFINITION
+
+    def strict_failures(self) -> list[str]:
+        """What ``--strict`` fails on, in words (empty: nothing)."""
+        out = []
+        if self.vacuous:
+            out.append(f"vacuous checks (nothing to check): {', '.join(self.vacuous)}")
+        if self.warnings:
+            out.append(f"{len(self.warnings)} warning(s)")
+        if any(lint.severity in ("warning", "error") for lint in self.lints):
+            out.append("lint warnings")
+        return out
 
     def summary(self) -> dict[str, Any]:
         """Per check: name, status and figures (stable, JSON-able; what the lockfile records)."""
@@ -225,10 +258,12 @@ def prove_policy(
 
     p = dec.select(keep_probability()).to_series()
     examples = _Examples(corpus, dec, lowered, max_examples)
+    origins = pl.Series([o.policy_rule for o in lowered.origins], dtype=pl.String)
+    waivers = Waivers(policy.accept, origins.gather(dec.get_column("rule_index")))
     checks = [
         _check_fallback(lowered, dec, examples),
-        _check_kept("errors", f"error traces ({err_text}) are kept", dec, p, hits[0], examples, _expr_fields(err_expr)),
-        _check_must_keep(policy, corpus, dec, p, hits[1:], examples),
+        _check_errors(err_text, dec, p, hits[0], examples, _expr_fields(err_expr), waivers),
+        _check_must_keep(policy, corpus, dec, p, hits[1:], examples, waivers),
     ]
     throughput_caps = {
         i: float(r.sampler.goal_throughput or 0)
@@ -236,92 +271,214 @@ def prove_policy(
         if r.sampler is not None and r.sampler.kind == SamplerKind.EMA_THROUGHPUT
     }
     budget = budget_figures(dec, p, corpus.manifest.window_seconds, corpus.manifest.sample_rate, throughput_caps)
-    checks.append(_check_budget(policy, budget))
+    checks.append(_check_budget(policy, budget, dec.height))
+    # The one place where each check's verdict over all possible traces joins its corpus verdict, by check name.
+    symbolic: dict[str, SymbolicResult] = {}
+    checks = [dataclasses.replace(c, symbolic=symbolic[c.name]) if c.name in symbolic else c for c in checks]
     lints = corpus_lints(policy, lowered, corpus, replay)
     return ProofReport(
-        policy, lowered, corpus, engine, checks, lints, replay, budget, err_text, dec, strict, tuple(hits)
-    )
+        policy, lowered, corpus, engine, checks, lints, replay, budget, err_text, dec, strict, tuple(hits),
+        waivers=waivers.uses(), warnings=tuple(waivers.warnings()),
+    )  # fmt: skip
 
 
 def _check_fallback(lowered: LoweredPolicy, dec: pl.DataFrame, examples: _Examples) -> CheckResult:
+    """A property of the rules (is there a catch-all, and is it last), so never vacuous: it holds or not whatever
+    traces come; the corpus only supplies the undecided traces as examples."""
     rules = lowered.sampler.rules
     catch = [i for i, r in enumerate(rules) if r.is_catch_all]
     undecided = dec.filter(pl.col("rule_index").is_null()).get_column("trace_id").to_list()
     figures = {"catch_all": rules[catch[0]].name if catch else None, "undecided_traces": len(undecided)}
     if not catch:
         return CheckResult(
-            "fallback", "fail",
+            "fallback",
+            "fail",
             f"no catch-all rule: {len(undecided)} traces match no rule and Refinery keeps them at rate 1; "
             "end the policy with a rule whose match is `true`",
-            figures, examples.build(undecided, []),
-        )  # fmt: skip
+            figures,
+            examples.build(undecided, []),
+            brief=f"no catch-all, {len(undecided):,} undecided",
+        )
     if catch[0] != len(rules) - 1:
         after = [r.name for r in rules[catch[0] + 1 :]]
         return CheckResult(
-            "fallback", "fail",
+            "fallback",
+            "fail",
             f"rules after the catch-all {rules[catch[0]].name!r} are unreachable: {', '.join(after)}",
             {**figures, "unreachable": after},
-        )  # fmt: skip
-    return CheckResult("fallback", "pass", f"catch-all {rules[catch[0]].name!r} decides every remaining trace", figures)
+            brief=f"{len(after)} rules unreachable",
+        )
+    return CheckResult(
+        "fallback",
+        "pass",
+        f"catch-all {rules[catch[0]].name!r} decides every remaining trace",
+        figures,
+        brief="catch-all comes last",
+    )
 
 
-def _check_kept(
-    name: str, what: str, dec: pl.DataFrame, p: pl.Series, hit: pl.Series, examples: _Examples, fields: list[str]
+def _waived_text(uses: tuple[WaiverUse, ...]) -> str:
+    return ", ".join(f"{u.traces} by {u.rule}" for u in uses)
+
+
+def _check_errors(
+    err_text: str,
+    dec: pl.DataFrame,
+    p: pl.Series,
+    hit: pl.Series,
+    examples: _Examples,
+    fields: list[str],
+    waivers: Waivers,
 ) -> CheckResult:
     declared = int(hit.sum())
     lost_mask = hit & (p < 1.0)
-    lost = dec.filter(lost_mask).get_column("trace_id").to_list()
-    figures = {"declared": declared, "kept": declared - len(lost), "not_always_kept": len(lost)}
-    if lost:
+    waived_mask, uses = waivers.split(lost_mask, [(("errors",), hit)])
+    failing = dec.filter(lost_mask & ~waived_mask).get_column("trace_id").to_list()
+    n_lost, n_waived = int(lost_mask.sum()), int(waived_mask.sum())
+    figures = {"declared": declared, "kept": declared - n_lost, "not_always_kept": n_lost, "waived": n_waived}
+    brief = f"{declared - n_lost:,}/{declared:,} kept"
+    what = f"error traces ({err_text})"
+    if dec.height == 0:
         return CheckResult(
-            name,
-            "fail",
-            f"{len(lost)} of {declared} {what.split(' are ')[0]} are not always kept",
-            figures,
-            examples.build(lost, fields),
+            "errors", "vacuous", "the corpus has no traces: nothing was checked", figures, brief="no traces"
         )
-    return CheckResult(name, "pass", f"all {declared} {what} with probability 1", figures)
+    if declared == 0:
+        return CheckResult(
+            "errors",
+            "vacuous",
+            f"no error trace in the corpus (no trace has a span matching {err_text}): nothing was checked",
+            figures,
+            brief="no error traces",
+        )
+    if failing:
+        also = f" ({n_waived} more waived: {_waived_text(uses)})" if uses else ""
+        return CheckResult(
+            "errors",
+            "fail",
+            f"{len(failing)} of {declared} {what} are not always kept{also}",
+            figures,
+            examples.build(failing, fields),
+            brief=brief,
+            waived=uses,
+        )
+    if uses:
+        return CheckResult(
+            "errors",
+            "waived",
+            f"{n_waived} of {declared} {what} are not always kept, all decided by waived rules: {_waived_text(uses)}",
+            figures,
+            brief=brief,
+            waived=uses,
+        )
+    return CheckResult("errors", "pass", f"all {declared} {what} are kept with probability 1", figures, brief=brief)
 
 
 def _check_must_keep(
-    policy: ir.Policy, corpus: Corpus, dec: pl.DataFrame, p: pl.Series, hits: list[pl.Series], examples: _Examples
+    policy: ir.Policy,
+    corpus: Corpus,
+    dec: pl.DataFrame,
+    p: pl.Series,
+    hits: list[pl.Series],
+    examples: _Examples,
+    waivers: Waivers,
 ) -> CheckResult:
     ids = read_must_keep_ids(corpus)
     if not policy.must_keep and ids is None:
-        return CheckResult("must_keep", "skip", "no must_keep classes in the policy and no must-keep.txt in the corpus")
-    declared = pl.Series([False] * dec.height)
-    for h in hits:
-        declared = declared | h
+        return CheckResult(
+            "must_keep",
+            "skip",
+            "no must_keep classes in the policy and no must-keep.txt in the corpus",
+            brief="nothing declared",
+        )
+    parts: list[tuple[tuple[str, ...], pl.Series]] = [
+        (("must_keep", f"must_keep:{m.name}"), h) for m, h in zip(policy.must_keep, hits, strict=True)
+    ]
     missing_ids: list[str] = []
     if ids is not None:
         present = dec.get_column("trace_id").is_in(ids)
-        declared = declared | present
+        parts.append((("must_keep",), present))
         missing_ids = sorted(set(ids) - set(dec.filter(present).get_column("trace_id").to_list()))
+    declared = pl.Series([False] * dec.height, dtype=pl.Boolean)
+    for _, h in parts:
+        declared = declared | h
     fields = [f for m in policy.must_keep for f in _expr_fields(m.match)]
     n_declared = int(declared.sum())
-    lost = dec.filter(declared & (p < 1.0)).get_column("trace_id").to_list()
+    lost_mask = declared & (p < 1.0)
+    waived_mask, uses = waivers.split(lost_mask, parts)
+    failing = dec.filter(lost_mask & ~waived_mask).get_column("trace_id").to_list()
+    n_lost, n_waived = int(lost_mask.sum()), int(waived_mask.sum())
     per_class = {
         m.name: {"declared": int(h.sum()), "kept": int((h & (p >= 1.0)).sum())}
         for m, h in zip(policy.must_keep, hits, strict=True)
     }
-    figures: dict[str, Any] = {"declared": n_declared, "kept": n_declared - len(lost), "classes": per_class}
+    empty = [m.name for m in policy.must_keep if per_class[m.name]["declared"] == 0]
+    figures: dict[str, Any] = {
+        "declared": n_declared,
+        "kept": n_declared - n_lost,
+        "waived": n_waived,
+        "classes": per_class,
+        "classes_matching_no_trace": empty,
+    }
     if ids is not None:
         figures["listed_ids"] = len(ids)
         figures["listed_ids_not_in_corpus"] = len(missing_ids)
-    coverage = f"{n_declared - len(lost)}/{n_declared}"
-    if lost:
+    coverage = f"must-keep coverage {n_declared - n_lost}/{n_declared}"
+    brief = f"{n_declared - n_lost:,}/{n_declared:,} kept"
+    if failing:
+        also = f" ({n_waived} more waived: {_waived_text(uses)})" if uses else ""
         return CheckResult(
             "must_keep",
             "fail",
-            f"must-keep coverage {coverage}: {len(lost)} traces not always kept",
+            f"{coverage}: {len(failing)} traces not always kept{also}",
             figures,
-            examples.build(lost, fields),
+            examples.build(failing, fields),
+            brief=brief,
+            waived=uses,
         )
-    note = f" ({len(missing_ids)} listed ids are not in the corpus)" if missing_ids else ""
-    return CheckResult("must_keep", "pass", f"must-keep coverage {coverage}{note}", figures)
+    if dec.height == 0:
+        return CheckResult(
+            "must_keep", "vacuous", "the corpus has no traces: nothing was checked", figures, brief="no traces"
+        )
+    unchecked = _unchecked_must_keep(empty, ids, missing_ids)
+    if unchecked:
+        also = f"; {n_waived} traces waived: {_waived_text(uses)}" if uses else ""
+        vbrief = f"{len(empty)} {'class' if len(empty) == 1 else 'classes'} unmatched"
+        return CheckResult(
+            "must_keep",
+            "vacuous",
+            f"{coverage}, but {'; '.join(unchecked)}: that part was not checked{also}",
+            figures,
+            brief=vbrief if empty else "no listed id in the corpus",
+            waived=uses,
+        )
+    note = f"{len(missing_ids)} listed ids are not in the corpus" if missing_ids else ""
+    if uses:
+        return CheckResult(
+            "must_keep",
+            "waived",
+            f"{coverage}: {n_waived} traces not always kept, all decided by waived rules: {_waived_text(uses)}",
+            figures,
+            brief=brief,
+            note=note,
+            waived=uses,
+        )
+    return CheckResult("must_keep", "pass", coverage + (f" ({note})" if note else ""), figures, brief=brief, note=note)
 
 
-def _check_budget(policy: ir.Policy, b: BudgetFigures) -> CheckResult:
+def _unchecked_must_keep(empty: list[str], ids: list[str] | None, missing_ids: list[str]) -> list[str]:
+    """The parts of the must-keep check that had nothing to check, in words."""
+    out = []
+    if empty:
+        names = ", ".join(map(repr, empty))
+        out.append(f"class {names} matches no trace" if len(empty) == 1 else f"classes {names} match no trace")
+    if ids is not None and not ids:
+        out.append(f"{MUST_KEEP_FILE} lists no trace id")
+    elif ids is not None and len(missing_ids) == len(ids):
+        out.append(f"none of the {len(ids)} trace ids in {MUST_KEEP_FILE} is in the corpus")
+    return out
+
+
+def _check_budget(policy: ir.Policy, b: BudgetFigures, traces: int) -> CheckResult:
     figures = {
         "budget_per_second": policy.budget_per_second,
         "expected_per_second": _r(b.expected_per_second),
@@ -329,18 +486,28 @@ def _check_budget(policy: ir.Policy, b: BudgetFigures) -> CheckResult:
         "window_seconds": b.window_seconds,
         "corpus_sample_rate": b.sample_rate,
     }
+
+    def result(status: str, summary: str, brief: str, note: str = "") -> CheckResult:
+        return CheckResult("budget", status, summary, figures, brief=brief, note=note, symbolic=BUDGET_NOT_SYMBOLIC)
+
     if policy.budget_per_second is None:
-        return CheckResult("budget", "skip", "the policy sets no budget_per_second", figures)
+        return result("skip", "the policy sets no budget_per_second", "no budget set")
+    if traces == 0:
+        return result("vacuous", "the corpus has no traces: nothing was checked", "no traces")
     if b.expected_per_second is None:
-        return CheckResult("budget", "skip", "the corpus time window is 0 s, so no rate can be estimated", figures)
+        return result(
+            "vacuous", "the corpus time window is 0 s, so no rate can be estimated: nothing was checked", "0 s window"
+        )
     budget = policy.budget_per_second
     exp, up = b.expected_per_second, b.upper95_per_second or 0.0
     text = f"expected {exp:,.4g} events/s (95% upper bound {up:,.4g}) against a budget of {budget:,.6g}/s"
+    brief = f"{exp:,.4g}/s of {budget:,.6g}/s"
     if exp > budget:
-        return CheckResult("budget", "fail", "over budget: " + text, figures)
+        return result("fail", "over budget: " + text, brief)
     if up > budget:
-        return CheckResult("budget", "pass", text + "; the upper bound exceeds the budget", figures)
-    return CheckResult("budget", "pass", text, figures)
+        note = f"the 95% upper bound {up:,.4g} events/s exceeds the budget"
+        return result("pass", text + "; the upper bound exceeds the budget", brief, note)
+    return result("pass", text, brief)
 
 
 def _r(x: float | None) -> float | None:

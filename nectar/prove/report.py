@@ -8,22 +8,27 @@ import xml.etree.ElementTree as ET
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
-from nectar.prove.checks import CheckResult
+from nectar.prove.checks import CheckResult, verdict
 from nectar.prove.core import ProofReport, rules_table
 
-SCHEMA = "nectar-proof/1"
+SCHEMA = "nectar-proof/2"
+CHECK_INDENT = 13  # detail lines under a check line start below its verdict
 
 
 def to_json(report: ProofReport) -> dict[str, Any]:
-    """The report as plain data. Schema ``nectar-proof/1`` (README "nectar prove")."""
+    """The report as plain data. Schema ``nectar-proof/2`` (README "nectar prove"): per check its corpus verdict
+    (``corpus``: status, figures, counterexamples, waived) and its verdict over all traces (``symbolic``)."""
     m = report.corpus.manifest
     b = report.budget
     return {
         "schema": SCHEMA,
         "passed": report.passed,
+        "verdict": result_line(report),
+        "strict": report.strict,
         "policy": {"name": report.policy.name, "file": report.policy.path},
         "corpus": {
             "path": str(report.corpus.root),
@@ -35,6 +40,9 @@ def to_json(report: ProofReport) -> dict[str, Any]:
         "engine": report.engine,
         "error_definition": report.error_definition,
         "checks": [c.to_json() for c in report.checks],
+        "vacuous": report.vacuous,
+        "waivers": [w.to_json() for w in report.waivers],
+        "warnings": [w.to_json() for w in report.warnings],
         "rules": rules_table(report),
         "budget": {
             "budget_per_second": report.policy.budget_per_second,
@@ -59,16 +67,55 @@ def _fmt_num(x: Any) -> str:
     return f"{x:,}"
 
 
-def _status_text(c: CheckResult, color: bool) -> str:
-    label = {"pass": "PASS", "fail": "FAIL", "skip": "SKIP"}[c.status]
-    if not color:
-        return label
-    style = {"pass": "green", "fail": "bold red", "skip": "yellow"}[c.status]
-    return f"[{style}]{label}[/{style}]"
+_LABELS = {"pass": "PASS", "fail": "FAIL", "vacuous": "VACUOUS", "waived": "WAIVED", "skip": "SKIP"}
+_STYLES = {"pass": "green", "fail": "bold red", "vacuous": "bold yellow", "waived": "cyan", "skip": "yellow"}
+
+
+def check_line(c: CheckResult, color: bool = False) -> str:
+    """A check's one line: its corpus verdict with its figures in brief, then its symbolic verdict, e.g.
+    ``errors     PASS on the corpus (32/32 kept) · symbolic: skipped`` (Rich markup when ``color``)."""
+    label, name, brief = _LABELS[c.status], c.name, f" ({c.brief})" if c.brief else ""
+    if color:
+        label = f"[{_STYLES[c.status]}]{label}[/{_STYLES[c.status]}]"
+        name, brief = escape(name), escape(brief)
+    sym = c.symbolic.status if c.symbolic.status == "skipped" else c.symbolic.status.upper()
+    return f"{name:<10} {label} on the corpus{brief} · symbolic: {sym}"
+
+
+def result_line(report: ProofReport) -> str:
+    """The run's verdict in words (the last line of the text report)."""
+    if report.passed or any(not c.passed for c in report.checks):
+        return verdict(report.checks)
+    return "no check failed, but --strict fails on " + "; ".join(report.strict_failures())
+
+
+def _check_details(con: Console, c: CheckResult) -> None:
+    pad = " " * CHECK_INDENT
+    if c.status not in ("pass", "skip"):
+        con.print(pad + c.summary, markup=False)
+    if c.note:
+        con.print(pad + c.note, markup=False)
+    for w in c.waived:
+        con.print(f"{pad}waived: {w.describe()}", markup=False)
+    for ce in c.counterexamples:
+        con.print(
+            f"{pad}trace {ce.trace_id}: decided by {ce.rule or 'no rule'} "
+            f"({ce.reason}; keep={ce.keep}, rate={ce.rate}), {ce.spans} spans",
+            markup=False,
+        )
+        for v in ce.values:
+            fields = ", ".join(f"{k}={json.dumps(val)}" for k, val in v.items() if k != "span_id")
+            con.print(f"{pad}  span {v['span_id']}: {fields}", markup=False)
+        con.print(f"{pad}  {ce.sql}", markup=False)
+    if c.symbolic.status != "skipped":
+        con.print(f"{pad}symbolic: {c.symbolic.reason}", markup=False)
+        for i, sp in enumerate(c.symbolic.witness):
+            con.print(f"{pad}  witness span {i}: {json.dumps(sp, sort_keys=True)}", markup=False)
 
 
 def render_text(report: ProofReport, color: bool = False, width: int = 120) -> str:
-    """A readable report: checks, counterexamples, the per-rule table, lints. Colour only when asked (TTY)."""
+    """A readable report: one line per check (corpus and symbolic verdicts) with its details, the per-rule table,
+    lints and warnings. Colour only when asked (TTY)."""
     buf = io.StringIO()
     con = Console(
         file=buf, force_terminal=color, no_color=not color, width=width, highlight=False, soft_wrap=True, emoji=False
@@ -80,20 +127,14 @@ def render_text(report: ProofReport, color: bool = False, width: int = 120) -> s
         f"{m.sample_rate:g} of traffic; engine {report.engine})",
         markup=False,
     )
+    source = "the default" if report.error_definition_is_default else "from nectar.toml"
+    con.print(
+        f"Error traces: any span matching {report.error_definition} (prove.error_definition, {source})", markup=False
+    )
     con.print()
     for c in report.checks:
-        con.print(f"  {_status_text(c, color)}  {c.name:<10} ", end="")
-        con.print(c.summary, markup=False)
-        for ce in c.counterexamples:
-            con.print(
-                f"          trace {ce.trace_id}: decided by {ce.rule or 'no rule'} "
-                f"({ce.reason}; keep={ce.keep}, rate={ce.rate}), {ce.spans} spans",
-                markup=False,
-            )
-            for v in ce.values:
-                fields = ", ".join(f"{k}={json.dumps(val)}" for k, val in v.items() if k != "span_id")
-                con.print(f"            span {v['span_id']}: {fields}", markup=False)
-            con.print(f"            {ce.sql}", markup=False)
+        con.print("  " + check_line(c, color), markup=color)
+        _check_details(con, c)
     con.print()
     table = Table(title=None, show_lines=False, box=None, pad_edge=False)
     for col, just in (
@@ -129,10 +170,11 @@ def render_text(report: ProofReport, color: bool = False, width: int = 120) -> s
             con.print(f"  {lint.severity} {lint.code}{where}: {lint.message}", markup=False)
             if lint.hint:
                 con.print(f"      hint: {lint.hint}", markup=False)
-    verdict = "all checks passed" if report.passed else "the policy FAILS its checks"
-    if report.strict and all(c.passed for c in report.checks) and not report.passed:
-        verdict = "checks passed, but --strict turns the lints above into failures"
-    con.print(f"\nResult: {verdict}", markup=False)
+    if report.warnings:
+        con.print("\nWarnings:", markup=False)
+        for w in report.warnings:
+            con.print(f"  warning {w.code}: {w.message}", markup=False)
+    con.print(f"\nResult: {result_line(report)}", markup=False)
     return buf.getvalue()
 
 
@@ -142,28 +184,28 @@ def render_junit(report: ProofReport) -> str:
     failures = skipped = 0
     for c in report.checks:
         case = ET.SubElement(suite, "testcase", classname="nectar.prove", name=c.name)
-        if c.status == "fail":
+        if c.status == "fail" or (c.status == "vacuous" and report.strict):
             failures += 1
-            fail = ET.SubElement(case, "failure", message=c.summary)
+            message = c.summary if c.status == "fail" else f"vacuous (--strict): {c.summary}"
+            fail = ET.SubElement(case, "failure", message=message)
             fail.text = (
                 "\n".join(f"{ce.trace_id} decided by {ce.rule} ({ce.reason}); {ce.sql}" for ce in c.counterexamples)
                 or c.summary
             )
-        elif c.status == "skip":
+        elif c.status in ("skip", "vacuous"):
             skipped += 1
-            ET.SubElement(case, "skipped", message=c.summary)
+            ET.SubElement(case, "skipped", message=f"{c.status}: {c.summary}")
         else:
-            ET.SubElement(case, "system-out").text = c.summary
+            waived = [f"waived: {w.describe()}" for w in c.waived]
+            ET.SubElement(case, "system-out").text = "\n".join([c.summary, *waived])
     case = ET.SubElement(suite, "testcase", classname="nectar.prove", name="lints")
-    if report.strict and report.lints:
+    notes = [f"{lint.code} {lint.rule}: {lint.message}" for lint in report.lints]
+    notes += [f"{w.code}: {w.message}" for w in report.warnings]
+    if report.strict and notes:
         failures += 1
-        ET.SubElement(case, "failure", message=f"{len(report.lints)} lints (--strict)").text = "\n".join(
-            f"{lint.code} {lint.rule}: {lint.message}" for lint in report.lints
-        )
+        ET.SubElement(case, "failure", message=f"{len(notes)} lints and warnings (--strict)").text = "\n".join(notes)
     else:
-        ET.SubElement(case, "system-out").text = "\n".join(
-            f"{lint.code} {lint.rule}: {lint.message}" for lint in report.lints
-        )
+        ET.SubElement(case, "system-out").text = "\n".join(notes)
     suite.set("tests", str(len(report.checks) + 1))
     suite.set("failures", str(failures))
     suite.set("skipped", str(skipped))
