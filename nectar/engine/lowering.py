@@ -104,6 +104,7 @@ class Distinct:
 
     key: str
     fn: Callable[[Any], bool] = field(compare=False, hash=False)
+    matcher: Matcher | None = field(default=None, compare=False, hash=False)  # what fn applies (symbolic prover)
 
 
 Node = Const | Cmp | InSet | StrTest | Not | Distinct
@@ -337,8 +338,8 @@ def scalar_matcher(cond: Condition) -> Matcher:
 
 def _distinct(key: str, m: Matcher, kind: ValueType) -> Distinct:
     if kind is ValueType.JSON:
-        return Distinct(f"{key}/json", lambda text: m(json.loads(text), True))
-    return Distinct(f"{key}/{kind.value}", lambda v: m(v, True))
+        return Distinct(f"{key}/json", lambda text: m(json.loads(text), True), m)
+    return Distinct(f"{key}/{kind.value}", lambda v: m(v, True), m)
 
 
 def _bool_cmp(op: str, b: bool) -> Node:
