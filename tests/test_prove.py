@@ -8,12 +8,14 @@ import math
 from pathlib import Path
 from typing import Any
 
+import polars as pl
 import pytest
 
 from nectar.cli import main
 from nectar.config import Config
 from nectar.corpus.ingest import ingest_paths
 from nectar.corpus.layout import Corpus
+from nectar.engine.api import evaluate
 from nectar.policy import parse_policy
 from nectar.prove import prove_policy, render_junit, render_text, to_json
 
@@ -226,6 +228,9 @@ def test_readme_policy_on_the_bundled_sample_corpus(capsys: pytest.CaptureFixtur
     assert code == 0 and out["passed"]
     errors = out["checks"][1]["corpus"]
     assert errors["status"] == "pass" and errors["figures"]["declared"] > 0  # the sample has error traces, all kept
+    # The symbolic pass runs by default: the README policy keeps every error trace of any shape.
+    assert [c["symbolic"]["status"] for c in out["checks"]] == ["proved", "proved", "skipped", "skipped"]
+    assert {v["status"] for v in out["symbolic_rules"].values()} == {"proved"}
     broken = tmp_path / "broken.toon"
     broken.write_text(README_POLICY.replace("http.status >= 500,keep", "http.status >= 500,sample(0.5)"))
     code = main(["prove", str(broken), "--corpus", str(REPO / "corpus")])
@@ -256,3 +261,61 @@ def test_clauses_of_one_or_rule_are_not_reported_as_shadowing_each_other(small: 
     report = prove_policy(p, small, Config())
     assert [r["decided_traces"] for r in to_json(report)["rules"]][:2] == [7, 0]  # either#2 never decides...
     assert not [lint for lint in report.lints if lint.code in ("N001", "N002")]  # ...and that is no news
+
+
+PROBE_FIRST = """nectar_policy{version,name,budget_per_second,rules}:
+  1
+  probes-first
+  10000
+  rules[3]{name,description,match,action,priority}:
+    health-checks,Probes are noise,"http.route == \\"/livez\\"",drop,100
+    keep-errors,Retain all errors,error == true or http.status >= 500,keep,90
+    sample-rest,Sample remaining traffic,true,sample(0.01),0
+"""
+
+
+def test_probe_before_errors_is_refuted_and_the_witness_replays(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    # The bundled sample holds no /livez probe, let alone a failed one: the corpus check passes, the symbolic one
+    # finds the probe that returns 503 in production.
+    path = tmp_path / "probes.toon"
+    path.write_text(PROBE_FIRST)
+    witnesses = tmp_path / "w.jsonl"
+    argv = ["prove", str(path), "--corpus", str(REPO / "corpus"), "--format", "json", "--witness-out", str(witnesses)]
+    code = main(argv)
+    out = json.loads(capsys.readouterr().out)
+    errors = out["checks"][1]
+    assert code == 1 and out["passed"] is False
+    assert errors["corpus"]["status"] == "pass"
+    assert errors["symbolic"]["status"] == "refuted" and errors["symbolic"]["rule"] == "health-checks"
+    reason = errors["symbolic"]["reason"]
+    assert "/livez" in reason and "dropped by rule health-checks" in reason
+    # The witness file is the ingest format; the compiled rules decide the witness as the verdict says, on every
+    # engine, and it is an error trace.
+    ingest_paths([str(witnesses)], tmp_path / "wc")
+    corpus = Corpus.open(tmp_path / "wc")
+    policy = parse_policy(PROBE_FIRST, "p.toon")
+    from nectar.policy.lower import lower_policy
+
+    rules = lower_policy(policy).rules_file()
+    tid = errors["symbolic"]["witness"][0]["trace.trace_id"]
+    for engine in ("polars", "duckdb", "reference"):
+        rows = evaluate(rules, corpus, engine=engine).decisions.filter(pl.col("trace_id") == tid)
+        assert rows.select("rule", "keep").rows() == [("health-checks", "false")], engine
+    report = prove_policy(policy, corpus, Config())
+    assert check(report, "errors").status == "fail"  # on the witness corpus the corpus check fails too
+    # Text: both verdicts on one line.
+    main(["prove", str(path), "--corpus", str(REPO / "corpus")])
+    text = capsys.readouterr().out
+    assert "errors     PASS on the corpus (" in text and "· symbolic: REFUTED" in text
+    assert "Result: the policy FAILS its checks: errors (refuted for all traces)" in text
+
+
+def test_symbolic_off(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    path = tmp_path / "probes.toon"
+    path.write_text(PROBE_FIRST)
+    code = main(["prove", str(path), "--corpus", str(REPO / "corpus"), "--format", "json", "--symbolic", "off"])
+    out = json.loads(capsys.readouterr().out)
+    assert code == 0 and {c["symbolic"]["status"] for c in out["checks"]} == {"skipped"}
+    assert out["symbolic_rules"] == {}

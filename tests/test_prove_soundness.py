@@ -18,7 +18,7 @@ from nectar.corpus.layout import Corpus
 from nectar.corpus.synth import synth_corpus
 from nectar.policy import parse_policy
 from nectar.prove import prove_policy, render_junit, render_text, to_json
-from nectar.prove.checks import CheckResult
+from nectar.prove.checks import CheckResult, SymbolicResult
 from nectar.prove.report import check_line
 from tests.test_prove import make_corpus, span
 
@@ -161,7 +161,8 @@ def test_empty_project_prove_and_compile(
     assert main(["prove"]) == 0
     out = capsys.readouterr().out
     assert "all checks passed" not in out and "all 0" not in out
-    assert "  errors     VACUOUS on the corpus (no traces) · symbolic: skipped\n" in out
+    # Nothing to check on the corpus, while the symbolic pass still proves the rules keep every error trace.
+    assert "  errors     VACUOUS on the corpus (no traces) · symbolic: PROVED\n" in out
     assert out.rstrip().endswith("Result: no check failed; 2 vacuous (nothing to check): errors, budget")
 
     assert main(["prove", "--strict"]) == 1
@@ -410,7 +411,8 @@ def _check_lines(text: str) -> list[str]:
 def test_one_line_per_check_within_80_columns(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     path = tmp_path / "p.toon"
     path.write_text(policy_text(["rest,true,sample(0.5),0"], must_keep=['big,"span_count() > 1"'], budget="10"))
-    assert main(["prove", str(path), "--corpus", str(SAMPLE), "--max-examples", "0"]) == 1
+    argv = ["prove", str(path), "--corpus", str(SAMPLE), "--max-examples", "0", "--symbolic", "off"]
+    assert main(argv) == 1
     lines = _check_lines(capsys.readouterr().out)
     assert [ln.split()[0] for ln in lines] == ["fallback", "errors", "must_keep", "budget"]
     assert all(len(ln) <= 80 and ln.endswith("· symbolic: skipped") for ln in lines), lines
@@ -424,3 +426,5 @@ def test_a_check_line_fits_80_columns_with_millions_of_traces(status: str) -> No
     assert len(line) <= 80 and "(9,999,999/9,999,999 kept)" in line, line
     vac = CheckResult("must_keep", "vacuous", "", brief="12 classes unmatched")
     assert len("  " + check_line(vac)) <= 80
+    refuted = CheckResult("must_keep", status, "", brief="9,999,999/9,999,999 kept", symbolic=SymbolicResult("refuted"))
+    assert len("  " + check_line(refuted)) <= 80 and check_line(refuted).endswith("· symbolic: REFUTED")

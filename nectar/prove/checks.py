@@ -69,15 +69,20 @@ SYMBOLIC_STATUSES = ("proved", "refuted", "unknown", "skipped")
 
 @dataclass(frozen=True, slots=True)
 class SymbolicResult:
-    """A check's verdict over every possible trace: ``proved``; ``refuted`` with a ``witness`` (the spans of a trace
-    that violates it, as field -> value objects); ``unknown`` or ``skipped``, each with its ``reason``."""
+    """A verdict over every possible trace: ``proved``; ``refuted`` with a ``witness`` (the spans of a trace that
+    violates it, flat JSON objects in the ingest format; for a rule's reachability, a trace it decides); ``unknown``
+    or ``skipped``, each with its ``reason``."""
 
     status: str
     reason: str = ""
     witness: tuple[dict[str, Any], ...] = ()
+    rule: str | None = None  # the (Refinery) rule that decides the witness
 
     def to_json(self) -> dict[str, Any]:
-        return {"status": self.status, "reason": self.reason, "witness": list(self.witness)}
+        out: dict[str, Any] = {"status": self.status, "reason": self.reason, "witness": list(self.witness)}
+        if self.rule is not None:
+            out["rule"] = self.rule
+        return out
 
 
 NOT_SYMBOLIC = SymbolicResult("skipped", "the symbolic checker did not run: this verdict is the corpus's only")
@@ -134,8 +139,9 @@ class CheckResult:
 
     @property
     def passed(self) -> bool:
-        """Not a failure: ``vacuous``, ``waived`` and ``skip`` do not fail a run (``vacuous`` does with --strict)."""
-        return self.status != "fail"
+        """Not a failure: ``vacuous``, ``waived`` and ``skip`` do not fail a run (``vacuous`` does with --strict);
+        a symbolic refutation (a trace the policy mishandles, shown as a witness) does."""
+        return self.status != "fail" and self.symbolic.status != "refuted"
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -155,14 +161,17 @@ class CheckResult:
 
 def verdict(checks: Sequence[CheckResult]) -> str:
     """The run in words: ``all checks passed`` only when every check passed or was not asked for."""
-    failed = [c.name for c in checks if c.status == "fail"]
+    failed = [c.name + ("" if c.status == "fail" else " (refuted for all traces)") for c in checks if not c.passed]
     if failed:
         return f"the policy FAILS its checks: {', '.join(failed)}"
     vacuous = [c.name for c in checks if c.status == "vacuous"]
     waived = [c.name for c in checks if c.status == "waived"]
-    if not vacuous and not waived:
+    unknown = [c.name for c in checks if c.symbolic.status == "unknown"]
+    if not vacuous and not waived and not unknown:
         return "all checks passed"
     parts = []
+    if unknown:
+        parts.append(f"{len(unknown)} unknown for all traces (see the reasons): {', '.join(unknown)}")
     if vacuous:
         parts.append(f"{len(vacuous)} vacuous (nothing to check): {', '.join(vacuous)}")
     if waived:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import polars as pl
 
@@ -38,6 +38,9 @@ from nectar.prove.lints import CorpusLint, corpus_lints
 from nectar.prove.waivers import Waivers
 from nectar.refinery.model import Condition, Rule, SamplerKind
 
+if TYPE_CHECKING:  # z3 loads only when the symbolic pass runs
+    from nectar.prove.symbolic import SymbolicReport
+
 MUST_KEEP_FILE = "must-keep.txt"
 
 
@@ -45,9 +48,14 @@ MUST_KEEP_FILE = "must-keep.txt"
 class Predicate:
     """A named trace predicate the prover checks (error definition, a must-keep class)."""
 
-    name: str
+    name: str  # errors | must_keep:<class>
     expr: ir.Expr
     text: str
+
+    @property
+    def waiver_checks(self) -> tuple[str, ...]:
+        """The ``accept`` checks that waive this predicate's violations."""
+        return (self.name,) if self.name == "errors" else ("must_keep", self.name)
 
 
 @dataclass(slots=True)
@@ -71,6 +79,10 @@ class ProofReport:
 
     waivers: tuple[WaiverUse, ...] = ()  # every waiver of the policy, with the traces it waived
     warnings: tuple[ProofWarning, ...] = ()
+    # The symbolic pass (when it ran): per Refinery rule, whether some possible trace reaches it (proved, with a
+    # trace it decides), none does (refuted: shadowed, or matching nothing) or unknown; every witness as JSON lines.
+    symbolic_rules: dict[str, SymbolicResult] = field(default_factory=dict)
+    witnesses: tuple[str, ...] = ()
 
     @property
     def passed(self) -> bool:
@@ -97,6 +109,12 @@ class ProofReport:
             out.append(f"{len(self.warnings)} warning(s)")
         if any(lint.severity in ("warning", "error") for lint in self.lints):
             out.append("lint warnings")
+        unknown = [c.name for c in self.checks if c.symbolic.status == "unknown"]
+        if unknown:
+            out.append(f"unknown for all traces: {', '.join(unknown)}")
+        unreachable = [name for name, v in self.symbolic_rules.items() if v.status == "refuted"]
+        if unreachable:
+            out.append(f"rules no possible trace reaches: {', '.join(unreachable)}")
         return out
 
     def summary(self) -> dict[str, Any]:
@@ -229,8 +247,12 @@ def prove_policy(
     engine: str = DEFAULT_ENGINE,
     max_examples: int = 5,
     strict: bool = False,
+    solver_timeout_ms: int | None = None,
 ) -> ProofReport:
-    """Prove ``policy`` against ``corpus``: see :mod:`nectar.prove.checks` for the checks and their arithmetic."""
+    """Prove ``policy`` against ``corpus``: see :mod:`nectar.prove.checks` for the checks and their arithmetic.
+
+    With ``solver_timeout_ms`` the symbolic checker (:mod:`nectar.prove.symbolic`) also proves each check over every
+    possible trace, each solver query bounded by that timeout; without it the symbolic verdicts read "skipped"."""
     corpus = _corpus_with_rate(corpus, config)
     lowered = lower_policy(policy)
     rules_file = lowered.rules_file()
@@ -274,12 +296,42 @@ def prove_policy(
     checks.append(_check_budget(policy, budget, dec.height))
     # The one place where each check's verdict over all possible traces joins its corpus verdict, by check name.
     symbolic: dict[str, SymbolicResult] = {}
+    sym = None
+    if solver_timeout_ms is not None:
+        sym = _prove_symbolic(lowered, waivers, preds, probes, groups, solver_timeout_ms)
+        symbolic = sym.checks
     checks = [dataclasses.replace(c, symbolic=symbolic[c.name]) if c.name in symbolic else c for c in checks]
     lints = corpus_lints(policy, lowered, corpus, replay)
     return ProofReport(
         policy, lowered, corpus, engine, checks, lints, replay, budget, err_text, dec, strict, tuple(hits),
         waivers=waivers.uses(), warnings=tuple(waivers.warnings()),
+        symbolic_rules=sym.rules if sym else {}, witnesses=tuple(sym.witness_lines()) if sym else (),
     )  # fmt: skip
+
+
+def _prove_symbolic(
+    lowered: LoweredPolicy,
+    waivers: Waivers,
+    preds: list[Predicate],
+    probes: tuple[Rule, ...],
+    groups: list[list[int]],
+    timeout_ms: int,
+) -> SymbolicReport:
+    """The checks over every possible trace, on the same compiled rules and predicate probes as the corpus pass. A
+    waiver (``accept``) takes its rule's violations out of the search, as it takes them out of the corpus check."""
+    from nectar.prove.symbolic import Probe, prove_symbolic  # z3 loads only when the symbolic pass runs
+
+    names = [r.name for r in lowered.sampler.rules]
+    origins = [o.policy_rule for o in lowered.origins]
+
+    def made(pred: Predicate, group: list[int]) -> Probe:
+        accepted = set(waivers.rules_for(pred.waiver_checks))
+        waived = frozenset(n for n, o in zip(names, origins, strict=True) if o in accepted)
+        label = pred.name.removeprefix("must_keep:")
+        return Probe(label, tuple(probes[i] for i in group), waived)
+
+    made_probes = [made(p, g) for p, g in zip(preds, groups, strict=True)]
+    return prove_symbolic(lowered.sampler, made_probes[0], made_probes[1:], timeout_ms)
 
 
 def _check_fallback(lowered: LoweredPolicy, dec: pl.DataFrame, examples: _Examples) -> CheckResult:

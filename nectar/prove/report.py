@@ -40,6 +40,7 @@ def to_json(report: ProofReport) -> dict[str, Any]:
         "engine": report.engine,
         "error_definition": report.error_definition,
         "checks": [c.to_json() for c in report.checks],
+        "symbolic_rules": {name: v.to_json() for name, v in report.symbolic_rules.items()},
         "vacuous": report.vacuous,
         "waivers": [w.to_json() for w in report.waivers],
         "warnings": [w.to_json() for w in report.warnings],
@@ -135,6 +136,9 @@ def render_text(report: ProofReport, color: bool = False, width: int = 120) -> s
     for c in report.checks:
         con.print("  " + check_line(c, color), markup=color)
         _check_details(con, c)
+    for name, v in report.symbolic_rules.items():  # reachability: only what needs a look
+        if v.status != "proved":
+            con.print(f"  {'rule':<10} {name}: symbolic {v.status.upper()}: {v.reason}", markup=False)
     con.print()
     table = Table(title=None, show_lines=False, box=None, pad_edge=False)
     for col, just in (
@@ -192,6 +196,10 @@ def render_junit(report: ProofReport) -> str:
                 "\n".join(f"{ce.trace_id} decided by {ce.rule} ({ce.reason}); {ce.sql}" for ce in c.counterexamples)
                 or c.summary
             )
+        elif c.symbolic.status == "refuted":
+            failures += 1
+            fail = ET.SubElement(case, "failure", message=f"refuted for all traces: {c.symbolic.reason}")
+            fail.text = "\n".join(json.dumps(sp, sort_keys=True) for sp in c.symbolic.witness)
         elif c.status in ("skip", "vacuous"):
             skipped += 1
             ET.SubElement(case, "skipped", message=f"{c.status}: {c.summary}")

@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import json
 import math
+import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -90,10 +91,11 @@ from nectar.engine.plan import (
 )
 from nectar.engine.reference import decide_trace, rule_matches
 from nectar.prove import intlang, regex_z3
+from nectar.prove.checks import BUDGET_NOT_SYMBOLIC, SymbolicResult
 from nectar.refinery import gostr
-from nectar.refinery.model import META_ROOT, SIGNAL_TYPE, Rule, RulesBasedSampler
+from nectar.refinery.model import META_ROOT, ROOT_PREFIX, SIGNAL_TYPE, Datatype, Rule, RulesBasedSampler
 
-DEFAULT_TIMEOUT_MS = 10_000
+DEFAULT_TIMEOUT_MS = 20_000  # the whole symbolic pass (every query shares it)
 KINDS = (ValueType.STR, ValueType.INT, ValueType.FLOAT, ValueType.BOOL, ValueType.JSON)
 _TAGS = {ValueType.NULL: 1, ValueType.STR: 2, ValueType.INT: 3, ValueType.FLOAT: 4, ValueType.BOOL: 5}
 _TAGS[ValueType.JSON] = 6
@@ -101,8 +103,8 @@ ABSENT = 0
 INT64_MIN, INT64_MAX = gostr.INT64_MIN, gostr.INT64_MAX
 PARENT_FIELD = "\x00parent"  # the parent id in the symbolic field universe (a string or absent)
 
-# Regular languages are built per call (z3 terms belong to a context; each proof runs in a fresh one so that the
-# same policy gives the same witnesses, byte for byte, however many proofs ran before in the process).
+# Regular languages are built per call: z3 hash-conses equal terms, so this costs little, and no z3 term is
+# created at import time (the CLI imports this module only when the symbolic pass runs).
 
 
 def _printable() -> z3.ReRef:
@@ -148,27 +150,7 @@ _TEXT_MODES = (Mode.TYPED_STR, Mode.STRING_OP, Mode.STRSET, Mode.REGEX)
 # Results
 
 
-@dataclass(frozen=True, slots=True)
-class Verdict:
-    """One property's symbolic result. ``witness``: the spans of a trace (flat JSON objects, the ingest format)
-    that violates the property (refuted) or, for reachability, that the rule decides (proved)."""
-
-    status: str  # proved | refuted | unknown | skipped
-    reason: str = ""
-    witness: tuple[dict[str, Any], ...] = ()
-    rule: str | None = None  # the rule that decides the witness
-
-    def to_json(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"status": self.status, "reason": self.reason}
-        if self.witness:
-            out["witness"] = [dict(s) for s in self.witness]
-        if self.rule is not None:
-            out["rule"] = self.rule
-        return out
-
-
-def skipped(reason: str) -> Verdict:
-    return Verdict("skipped", reason)
+Verdict = SymbolicResult  # a property's verdict (nectar.prove.checks)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -467,7 +449,7 @@ _FLOAT_CORNERS = (0.0, -0.0, 0.5, 1.0, -1.0, 1.5, 100.0, 1e6, 1e21, 1e-5, 123.45
 _JSON_POOL = ("{}", "[]", '{"a":1}', "[1]", '{"a":"b"}', '{"a":null}', "[true]", '{"a":[1,2]}')
 
 
-def _literals(plan: SamplerPlan, rules: Sequence[Rule]) -> list[Any]:
+def _literals(rules: Sequence[Rule]) -> list[Any]:
     out: list[Any] = []
     for rule in rules:
         for cond in rule.conditions or ():
@@ -507,6 +489,38 @@ def _pool(kind: ValueType, literals: list[Any]) -> list[Any]:
 
 # ---------------------------------------------------------------------------------------------------------------
 # The model of one sampler
+
+
+_DATATYPE_KIND = {
+    Datatype.STRING: ValueType.STR,
+    Datatype.INT: ValueType.INT,
+    Datatype.FLOAT: ValueType.FLOAT,
+    Datatype.BOOL: ValueType.BOOL,
+}
+
+
+def _natural_kinds(rules: Sequence[Rule]) -> dict[str, set[ValueType]]:
+    """Per field, the value types the policy compares it with (its Datatype, else its Value's type): a witness
+    reads best in those (``error = true`` rather than ``error = "t"``)."""
+    out: dict[str, set[ValueType]] = {}
+    for rule in rules:
+        for cond in rule.conditions or ():
+            v = cond.value
+            if cond.datatype is not None:
+                kind = _DATATYPE_KIND[cond.datatype]
+            elif isinstance(v, bool):
+                kind = ValueType.BOOL
+            elif isinstance(v, int):
+                kind = ValueType.INT
+            elif isinstance(v, float):
+                kind = ValueType.FLOAT
+            elif isinstance(v, str):
+                kind = ValueType.STR
+            else:
+                continue
+            for name in cond.fields:
+                out.setdefault(name.removeprefix(ROOT_PREFIX), set()).add(kind)
+    return out
 
 
 def _fields_read(plan: SamplerPlan) -> list[str]:
@@ -610,7 +624,7 @@ class TraceModel:
             self.constraints.append(z3.Implies(v.tag == _TAGS[ValueType.FLOAT], z3.InRe(v.v, _float_text())))
             self.constraints.append(z3.Implies(v.tag == _TAGS[ValueType.JSON], z3.InRe(v.v, _json_text())))
             self.constraints.append(z3.And(v.j >= 0, v.j < len(self.json_pool)))
-        r = Z3Renderer(lambda name: self._span_column(s, name, root=False), self.regexes)
+        r = Z3Renderer(lambda name: self._span_column(s, name), self.regexes)
         s.is_root = z3.And(s.on, r.row(self.trace.is_root))
         sig = self.trace.signal_column
         if sig is None:
@@ -646,7 +660,7 @@ class TraceModel:
             value = z3.BoolVal(True)
         return _ColVal(v.tag == _TAGS[kind], value, kind, lambda key: self.atom(s, key, col))
 
-    def _span_column(self, s: _Span, name: str, root: bool) -> _ColVal | z3.BoolRef:
+    def _span_column(self, s: _Span, name: str) -> _ColVal | z3.BoolRef:
         if name.startswith(ROOT_PREFIX_COL):
             return self._root_column(base_column(name))
         if name == META_ROOT_COL:
@@ -702,7 +716,7 @@ class TraceModel:
         raise AssertionError(name)
 
     def _render_span(self, s: _Span, row: Row) -> z3.BoolRef:
-        return Z3Renderer(lambda name: self._span_column(s, name, root=False), self.regexes).row(row)
+        return Z3Renderer(lambda name: self._span_column(s, name), self.regexes).row(row)
 
     # -- queries ----------------------------------------------------------------------------------------------
 
@@ -781,9 +795,18 @@ class Checker:
     """Queries "is there a trace satisfying ``goal``?", tried with 1, 2, ... up to the bound of spans (so a witness
     has as few spans as possible, and small cases are cheap); unsat at the bound is a proof."""
 
-    def __init__(self, plan: SamplerPlan, decide: int, literals: list[Any], timeout_ms: int) -> None:
+    def __init__(
+        self,
+        plan: SamplerPlan,
+        decide: int,
+        literals: list[Any],
+        timeout_ms: int,
+        natural: Mapping[str, set[ValueType]] | None = None,
+    ) -> None:
         self.plan, self.decide, self.literals = plan, decide, literals
+        self.natural = natural or {}  # per field: the value types its conditions compare with (witness preference)
         self.timeout_ms = timeout_ms
+        self.deadline = time.monotonic() + timeout_ms / 1000  # one budget for every query of the pass
         first = TraceModel(plan, decide, literals, 1)
         self.bound = first.bound
         self.models: dict[int, tuple[TraceModel, z3.Solver]] = {}
@@ -794,7 +817,6 @@ class Checker:
 
     def _add(self, model: TraceModel) -> None:
         solver = z3.Solver()
-        solver.set("timeout", self.timeout_ms)
         solver.add(*model.constraints)
         self.models[model.k] = (model, solver)
 
@@ -818,6 +840,10 @@ class Checker:
 
     def _find_k(self, goal: z3.BoolRef) -> _Found:
         s = self.solver
+        left = int((self.deadline - time.monotonic()) * 1000)
+        if left <= 0:
+            return _Found("unknown", reason=self._out_of_time())
+        s.set("timeout", left)
         s.push()
         try:
             s.add(goal)
@@ -841,10 +867,13 @@ class Checker:
         finally:
             s.pop()
 
+    def _out_of_time(self) -> str:
+        return f"the symbolic pass used up its {self.timeout_ms / 1000:g} s (--solver-timeout) before deciding this"
+
     def _unknown_reason(self) -> str:
         r = self.solver.reason_unknown()
         if r in ("timeout", "canceled"):
-            return f"the solver timed out after {self.timeout_ms / 1000:g} s (--solver-timeout)"
+            return self._out_of_time()
         return f"the solver gave up ({r})"
 
     def _try(self, extra: Sequence[z3.BoolRef]) -> bool:
@@ -857,36 +886,35 @@ class Checker:
         return ok
 
     def _witness(self) -> tuple[dict[str, Any], ...] | None:
-        """Read a readable model: as many preferences as possible hold, earlier ones first (exactly the span
-        count the spans give, fewest fields, ints and strings rather than floats and maps, printable short strings,
-        short ints). Preferences are assumptions; an unsat core names the ones to give up, the latest first."""
-        m = self.m
-        prefs: list[z3.BoolRef] = [m.n == m.k]
-        fields = [v for sp in m.spans for _, v in sorted(sp.fields.items())]
-        prefs += [v.tag == ABSENT for v in fields]
-        prefs += [z3.And(v.tag != _TAGS[ValueType.FLOAT], v.tag != _TAGS[ValueType.JSON]) for v in fields]
-        prefs += [z3.And(z3.InRe(v.s, _printable()), z3.Length(v.s) <= 24) for v in fields]
-        prefs += [z3.Length(v.d) <= 7 for v in fields]
-        marks = [z3.Bool(f"pref{i}") for i in range(len(prefs))]
+        """Read a readable model. Preferences are kept greedily, each only if the trace still satisfies the goal:
+        exactly the span count the spans give; no field the witness does not need (tried one by one, only for the
+        fields the first model uses); each field in a type the policy compares it with; ints and strings rather
+        than floats and maps; printable short strings; short ints."""
         s = self.solver
-        s.push()
-        s.set("core.minimize", True)
+        if s.check() != z3.sat:
+            return None
+        m = self.m
+        first = s.model()
+        named = [(f, v) for sp in m.spans for f, v in sorted(sp.fields.items())]
+        used = [(f, v) for f, v in named if first.eval(v.tag, model_completion=True).as_long() != ABSENT]
+        used_ids = {id(v) for _, v in used}
+        fields = [v for _, v in named]
+        groups: list[list[z3.BoolRef]] = [[m.n == m.k], [v.tag == ABSENT for v in fields if id(v) not in used_ids]]
+        groups += [[v.tag == ABSENT] for _, v in used]
+        groups.append([z3.Or([v.tag == _TAGS[k] for k in sorted(self.natural[f])]) for f, v in used
+                       if self.natural.get(f)])  # fmt: skip
+        groups.append([z3.And(v.tag != _TAGS[ValueType.FLOAT], v.tag != _TAGS[ValueType.JSON]) for v in fields])
+        groups.append([z3.And(z3.InRe(v.s, _printable()), z3.Length(v.s) <= 24) for v in fields])
+        groups.append([z3.Length(v.d) <= 7 for v in fields])
+        pushed = 0
         try:
-            s.add(*(z3.Implies(mk, p) for mk, p in zip(marks, prefs, strict=True)))
-            active = list(marks)
-            order = {mk.get_id(): i for i, mk in enumerate(marks)}
-            while True:
-                got = s.check(*active)
-                if got == z3.sat:
-                    return self._read(s.model())
-                core = s.unsat_core()
-                if got != z3.unsat or not core:
-                    return self._read(s.model()) if s.check() == z3.sat else None
-                drop = max(core, key=lambda x: order[x.get_id()])
-                active = [a for a in active if a.get_id() != drop.get_id()]
+            for group in groups:
+                if group and self._try(group):
+                    pushed += 1
+            return self._read(s.model()) if s.check() == z3.sat else None
         finally:
-            s.set("core.minimize", False)
-            s.pop()
+            for _ in range(pushed):
+                s.pop()
 
     def _read(self, model: z3.ModelRef) -> tuple[dict[str, Any], ...]:
         m = self.m
@@ -931,6 +959,7 @@ class Probe:
 
     name: str
     rules: tuple[Rule, ...]
+    waived: frozenset[str] = frozenset()  # rules whose violations a waiver (accept) takes out of the search
 
 
 @dataclass(slots=True)
@@ -942,6 +971,12 @@ class SymbolicReport:
     bound: int = 0
     seconds: float = 0.0
     details: dict[str, list[Verdict]] = field(default_factory=dict)  # must_keep: one per class
+
+    def witness_lines(self) -> list[str]:
+        """Every witness as flat JSON lines (the ingest format), in a deterministic order, each span once."""
+        verdicts = [*self.checks.values(), *(v for vs in self.details.values() for v in vs), *self.rules.values()]
+        lines = (json.dumps(span, sort_keys=True, ensure_ascii=False) for v in verdicts for span in v.witness)
+        return list(dict.fromkeys(lines))
 
 
 def _never_kept(o: Outcome) -> bool:
@@ -980,8 +1015,8 @@ class _Prover:
             all_rules += p.rules
         full = RulesBasedSampler(tuple(all_rules), sampler.check_nested_fields)
         self.plan = plan_sampler(full)
-        literals = _literals(self.plan, all_rules)
-        self.checker = Checker(self.plan, self.n, literals, timeout_ms)
+        literals = _literals(all_rules)
+        self.checker = Checker(self.plan, self.n, literals, timeout_ms, _natural_kinds(all_rules))
         self.outcomes = [rp.outcome for rp in self.plan.rules[: self.n]]
 
     def probe(self, m: TraceModel, k: int) -> z3.BoolRef:
@@ -1006,24 +1041,26 @@ class _Prover:
 
     def violation(self, name: str, probe: int) -> Verdict:
         """Is there a trace decided by a rule whose outcome can drop it, satisfying the probe? Rules in order."""
-        reasons: list[str] = []
+        reasons: list[tuple[str, str]] = []
+        waived = self.probes[probe].waived
         for i, o in enumerate(self.outcomes):
-            if not _never_kept(o):
+            if not _never_kept(o) or self.rules[i].name in waived:
                 continue
             got = self.checker.find(self._violating(i, probe))
             if got.status == "unknown":
-                reasons.append(f"rule {self.rules[i].name}: {got.reason}")
+                reasons.append((self.rules[i].name, got.reason))
                 continue
             if got.status == "sat":
                 spans = _with_ids(got.spans, _trace_id_for(o, name))
                 bad = self.confirm(spans, i, probe)
                 if bad is not None:
-                    reasons.append(f"rule {self.rules[i].name}: unconfirmed witness ({bad})")
+                    reasons.append((self.rules[i].name, f"unconfirmed witness ({bad})"))
                     continue
                 return Verdict("refuted", _describe(spans, self.rules[i].name, o), spans, self.rules[i].name)
         if reasons:
-            return Verdict("unknown", "; ".join(reasons))
-        return Verdict("proved", f"no trace of any shape violates it ({self.checker.bound} spans suffice)")
+            return Verdict("unknown", _grouped(reasons))
+        accepted = f"; violations by {', '.join(sorted(waived))} are waived" if waived else ""
+        return Verdict("proved", f"no trace of any shape violates it ({self.checker.bound} spans suffice){accepted}")
 
     def fallback(self) -> Verdict:
         got = self.checker.find(lambda m: m.undecided())
@@ -1055,6 +1092,14 @@ class _Prover:
                        rule=name)  # fmt: skip
 
 
+def _grouped(reasons: list[tuple[str, str]]) -> str:
+    """``rules a, b: reason; rule c: other reason`` (rules with the same reason named once)."""
+    by: dict[str, list[str]] = {}
+    for rule, why in reasons:
+        by.setdefault(why, []).append(rule)
+    return "; ".join(f"rule{'s' if len(r) > 1 else ''} {', '.join(r)}: {why}" for why, r in by.items())
+
+
 def _fmt_value(v: Any) -> str:
     if isinstance(v, str):
         return json.dumps(v, ensure_ascii=False)
@@ -1081,34 +1126,26 @@ def _describe(spans: Sequence[dict[str, Any]], rule: str, o: Outcome) -> str:
     return f"{_shape(spans)} is {how.get(o.keep, 'not always kept')} by rule {rule}"
 
 
-def _fresh_context() -> None:
-    """Start z3's main context afresh: term ids, and so the models z3 finds, depend on every term built before;
-    a fresh context makes the witnesses a function of the policy alone."""
-    z3._main_ctx = None  # type: ignore[attr-defined]
-
-
 def prove_symbolic(
     sampler: RulesBasedSampler,
     errors: Probe | None,
     must_keep: Sequence[Probe],
     timeout_ms: int = DEFAULT_TIMEOUT_MS,
 ) -> SymbolicReport:
-    """Every property over all possible traces (module docstring). Never raises for a policy it cannot model:
-    every verdict is then unknown with the reason."""
-    import time
-
+    """Every property over all possible traces (module docstring), within ``timeout_ms`` for the whole pass (the
+    errors, then the must-keep classes, the fallback, each rule's reachability; what the time does not reach is
+    unknown, saying so). Never raises for a policy it cannot model: every verdict is then unknown with the reason."""
     start = time.perf_counter()
-    _fresh_context()
     probes = ([errors] if errors is not None else []) + list(must_keep)
     try:
         prover = _Prover(sampler, probes, timeout_ms)
     except _Unmodelled as exc:
         why = Verdict("unknown", str(exc))
         return SymbolicReport(
-            checks={"fallback": why, "errors": why, "must_keep": why, "budget": skipped(_BUDGET)},
+            checks={"fallback": why, "errors": why, "must_keep": why, "budget": BUDGET_NOT_SYMBOLIC},
             rules={r.name: why for r in sampler.rules},
         )
-    checks: dict[str, Verdict] = {"fallback": prover.fallback()}
+    checks: dict[str, Verdict] = {}
     details: dict[str, list[Verdict]] = {}
     if errors is not None:
         checks["errors"] = prover.violation("errors", 0)
@@ -1118,13 +1155,11 @@ def prove_symbolic(
         details["must_keep"] = per_class
         checks["must_keep"] = _combine(per_class, [p.name for p in must_keep])
     else:
-        checks["must_keep"] = skipped("no must-keep classes")
-    checks["budget"] = skipped(_BUDGET)
+        checks["must_keep"] = Verdict("skipped", "no must-keep classes")
+    checks["fallback"] = prover.fallback()
+    checks["budget"] = BUDGET_NOT_SYMBOLIC
     rules = {r.name: prover.reachable(i) for i, r in enumerate(prover.rules)}
     return SymbolicReport(checks, rules, prover.checker.bound, time.perf_counter() - start, details)
-
-
-_BUDGET = "the budget is a corpus estimate; there is no symbolic claim about traffic"
 
 
 def _combine(verdicts: list[Verdict], names: list[str]) -> Verdict:
@@ -1137,20 +1172,4 @@ def _combine(verdicts: list[Verdict], names: list[str]) -> Verdict:
     return Verdict("proved", "no trace of any shape drops a must-keep trace")
 
 
-def witness_lines(report: SymbolicReport) -> list[str]:
-    """Every witness as flat JSON lines (the ingest format), in a deterministic order."""
-    out: list[str] = []
-    verdicts = list(report.checks.values()) + [v for vs in report.details.values() for v in vs]
-    verdicts += list(report.rules.values())
-    seen: set[str] = set()
-    for v in verdicts:
-        for span in v.witness:
-            line = json.dumps(span, sort_keys=True, ensure_ascii=False, allow_nan=True)
-            key = line
-            if key not in seen:
-                seen.add(key)
-                out.append(line)
-    return out
-
-
-__all__ = ["Probe", "SymbolicReport", "Verdict", "prove_symbolic", "skipped", "witness_lines"]
+__all__ = ["Probe", "SymbolicReport", "Verdict", "prove_symbolic"]

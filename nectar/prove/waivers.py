@@ -27,6 +27,10 @@ class Waivers:
         self.decided_by = decided_by
         self.counts = [0] * len(accept)
 
+    def rules_for(self, checks: tuple[str, ...]) -> list[str]:
+        """The policy rules waived for any of ``checks`` (e.g. ``("must_keep", "must_keep:checkouts")``)."""
+        return [a.rule for a in self.accept if a.check in checks]
+
     def split(
         self, lost: pl.Series, parts: list[tuple[tuple[str, ...], pl.Series]]
     ) -> tuple[pl.Series, tuple[WaiverUse, ...]]:
@@ -36,7 +40,7 @@ class Waivers:
         waived = lost
         for checks, belongs in parts:
             member = member | belongs
-            rules = [a.rule for a in self.accept if a.check in checks]
+            rules = self.rules_for(checks)
             waived = waived & (~belongs | self.decided_by.is_in(rules).fill_null(False))
         waived = waived & member
         uses = []
