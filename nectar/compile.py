@@ -12,13 +12,11 @@ Same policy, config and corpus give the same bytes: no timestamps, no absolute p
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import difflib
 import hashlib
 import json
 import os
-import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,11 +29,12 @@ from nectar.engine.api import DEFAULT_ENGINE
 from nectar.errors import CheckFailed, NectarError
 from nectar.policy import ir
 from nectar.policy.format import format_policy
-from nectar.policy.load import parse_policy
+from nectar.policy.load import parse_policy, read_policy_file
 from nectar.policy.lower import LoweredPolicy, lower_policy
 from nectar.refinery.emit import emit_rules
 from nectar.refinery.loader import load_rules
-from nectar.refinery.model import RulesFile, Sampler, SamplerConfig, SamplerKind
+from nectar.refinery.model import REFINERY_VERSION, RulesFile, SamplerConfig, nested_deterministic_valid
+from nectar.util import atomic_write_files
 
 LOCK_VERSION = 1
 
@@ -66,16 +65,7 @@ class PolicySource:
 
 def read_policy(path: Path, config: Config) -> PolicySource:
     """Read and validate a policy file (with the config's aliases)."""
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise NectarError(f"policy file {str(path)!r} not found", hint="create one with `nectar init DIR`") from None
-    except OSError as exc:
-        raise NectarError(f"cannot read {path}: {exc.strerror}") from None
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise NectarError(f"{path} is not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    data, text = read_policy_file(path)
     return PolicySource(path, data, parse_policy(text, str(path), config.aliases))
 
 
@@ -101,31 +91,40 @@ DETERMINISTIC_HINT = (
 )
 
 
-def rules_for(policy: ir.Policy, lowered: LoweredPolicy, environments: Sequence[str]) -> RulesFile:
+def rules_for(
+    policy: ir.Policy,
+    lowered: LoweredPolicy,
+    environments: Sequence[str],
+    refinery_version: str = REFINERY_VERSION,
+) -> RulesFile:
     """The rules file for a lowered policy under ``environments`` (``__default__`` always written first).
 
-    ``deterministic(rate=N)`` lowers to a rule's downstream DeterministicSampler, which Refinery 3.2.2's validator
-    rejects ("field Rules.Sampler contains unknown key DeterministicSampler", refinery#1857, fixed after 3.2.2;
-    SEMANTICS.md 1.5). The one exact way to ship it is a policy whose only rule is a catch-all: that is a top-level
-    DeterministicSampler (same per-trace decision: keep iff the trace id's hash is under MaxUint32/N). Anything else
-    is refused.
+    A policy whose only rule is a catch-all (match ``true``) with a sampler action (``deterministic``, ``dynamic``,
+    ``throughput``, any kind) is that sampler at the top level: the same per-trace decision as a RulesBasedSampler
+    whose one rule runs it downstream, and the form ``nectar import`` lifts a top-level sampler to, so that it
+    compiles back to the same file.
+
+    ``deterministic(rate=N)`` anywhere else lowers to a rule's downstream DeterministicSampler, which Refinery
+    3.2.2's validator rejects ("field Rules.Sampler contains unknown key DeterministicSampler", refinery#1857, fixed
+    after 3.2.2; SEMANTICS.md 1.5): refused for ``refinery_version`` 3.2.2 (``refinery.version``), written for a
+    later one. The top-level DeterministicSampler makes the same decision (keep iff the trace id's hash is under
+    MaxUint32/N) and every Refinery version accepts it.
     """
-    det = [r for r in policy.ordered_rules() if isinstance(r.action, ir.DeterministicAction)]
-    if not det:
-        return lowered.rules_file(environments)
     rules = lowered.sampler.rules
-    if len(rules) == 1 and not rules[0].conditions and rules[0].scope is None:
-        action = det[0].action
-        assert isinstance(action, ir.DeterministicAction)
-        cfg = SamplerConfig(others=(Sampler(SamplerKind.DETERMINISTIC, {"SampleRate": action.rate}),))
-        envs = list(dict.fromkeys(["__default__", *environments]))
+    envs = list(dict.fromkeys(["__default__", *environments]))
+    if len(rules) == 1 and not rules[0].conditions and rules[0].scope is None and rules[0].sampler is not None:
+        cfg = SamplerConfig(others=(rules[0].sampler,))
         return RulesFile({env: cfg for env in envs})
+    det = [r for r in policy.ordered_rules() if isinstance(r.action, ir.DeterministicAction)]
+    if not det or nested_deterministic_valid(refinery_version):
+        return lowered.rules_file(environments)
     rule = det[0]
     rate = rule.action.rate if isinstance(rule.action, ir.DeterministicAction) else 0
     raise NectarError(
         f"rule {rule.name!r}: deterministic(rate={rate}) cannot be compiled here: it becomes a "
         "downstream DeterministicSampler, which Refinery 3.2.2's validator rejects (refinery#1857; fixed after "
-        "3.2.2), so Refinery would refuse to start with these rules",
+        "3.2.2), so Refinery would refuse to start with these rules (set refinery.version in nectar.toml if yours "
+        "is newer)",
         rule.span,
         DETERMINISTIC_HINT,
     )
@@ -144,11 +143,13 @@ def header_lines(source: PolicySource) -> list[str]:
     ]
 
 
-def render_rules(source: PolicySource, rules: RulesFile) -> str:
-    """The rules file text, checked: it must pass Refinery's validator and read back to exactly ``rules``."""
+def render_rules(source: PolicySource, rules: RulesFile, refinery_version: str = REFINERY_VERSION) -> str:
+    """The rules file text, checked: it must pass Refinery's validator (of ``refinery_version``) and read back to
+    exactly ``rules``."""
     text = emit_rules(rules, header_lines(source))
     try:
-        back = load_rules(text, "<compiled rules.yaml>")
+        nested = nested_deterministic_valid(refinery_version)
+        back = load_rules(text, "<compiled rules.yaml>", accept_downstream_deterministic=nested)
     except NectarError as exc:  # pragma: no cover - the emitter's tests make this unreachable
         raise NectarError(f"internal error: the compiled rules do not validate: {exc.message}") from exc
     if back != rules:  # pragma: no cover - as above
@@ -227,6 +228,7 @@ def build_lock(
     corpus: Mapping[str, Any] | None,
     proof: Mapping[str, Any],
     proposal: Mapping[str, Any] | None = None,
+    refinery_version: str = REFINERY_VERSION,
 ) -> dict[str, Any]:
     """The lockfile's content (plain data)."""
     base = lock_path.parent
@@ -245,6 +247,7 @@ def build_lock(
             # Refinery's /query/configmetadata reports an md5 of the rules it loaded: compare it with this.
             "md5": hashlib.md5(result_rules, usedforsecurity=False).hexdigest(),
             "environments": list(dict.fromkeys(["__default__", *environments])),
+            "refinery_version": refinery_version,
         },
         "corpus": dict(corpus) if corpus is not None else None,
         "proof": dict(proof),
@@ -276,8 +279,8 @@ def compile_policy(
     envs = tuple(environments) if environments else tuple(config.environments)
     source = read_policy(policy_path, config)
     lowered = lower_policy(source.policy)
-    rules = rules_for(source.policy, lowered, envs)
-    text = render_rules(source, rules)
+    rules = rules_for(source.policy, lowered, envs, config.refinery_version)
+    text = render_rules(source, rules, config.refinery_version)
     report = None
     corpus_info: dict[str, Any] | None = None
     if prove:
@@ -313,7 +316,9 @@ def compile_policy(
     else:
         proof = {"proven": False, "skipped": "--no-prove"}
     proposal = find_proposal(source, previous_lock)
-    lock = build_lock(text.encode("utf-8"), source, lock_path, rules_path, envs, corpus_info, proof, proposal)
+    lock = build_lock(
+        text.encode("utf-8"), source, lock_path, rules_path, envs, corpus_info, proof, proposal, config.refinery_version
+    )
     return CompileResult(source, lowered, rules, text, lock, report)
 
 
@@ -376,53 +381,9 @@ def lock_differences(old: Any, new: Any, prefix: str = "") -> list[str]:
     return []
 
 
-def write_files(files: Sequence[tuple[Path, bytes]]) -> None:
-    """Write several files all-or-nothing: every file goes to a temporary file beside its target first (flushed to
-    disk); only when all are written are they renamed over their targets, and if a rename fails the targets
-    already replaced are put back. A failure never leaves a half-written file."""
-    temps: list[tuple[Path, str]] = []
-    try:
-        for target, data in files:
-            target.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-            temps.append((target, tmp))
-            umask = os.umask(0)
-            os.umask(umask)
-            with contextlib.suppress(FileNotFoundError):
-                os.chmod(tmp, target.stat().st_mode & 0o7777 if target.exists() else 0o666 & ~umask)
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(data)
-                fh.flush()
-                os.fsync(fh.fileno())
-        done: list[tuple[Path, bytes | None]] = []
-        try:
-            for target, tmp in temps:
-                old = target.read_bytes() if target.is_file() else None
-                os.replace(tmp, target)
-                done.append((target, old))
-        except BaseException:
-            for target, old in reversed(done):
-                with contextlib.suppress(OSError):
-                    if old is None:
-                        target.unlink()
-                    else:
-                        fd, back = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-                        with os.fdopen(fd, "wb") as fh:
-                            fh.write(old)
-                        os.replace(back, target)
-            raise
-    except OSError as exc:
-        what = exc.filename or "the outputs"
-        raise NectarError(f"cannot write {what}: {exc.strerror}; nothing was written") from None
-    finally:
-        for _, tmp in temps:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(tmp)
-
-
 def write_outputs(result: CompileResult, rules_path: Path, lock_path: Path) -> None:
-    """Write rules.yaml and the lock together (all-or-nothing)."""
-    write_files([(rules_path, result.rules_bytes), (lock_path, result.lock_text.encode("utf-8"))])
+    """Write rules.yaml and the lock together (all-or-nothing, checked: :func:`nectar.util.atomic_write_files`)."""
+    atomic_write_files([(rules_path, result.rules_bytes), (lock_path, result.lock_text.encode("utf-8"))])
 
 
 # Keys of the lock that record how, not what: both engines give identical proof reports (the test suite holds them
@@ -455,7 +416,7 @@ def record_proposal(lock_path: Path, model: str, prompt_sha256: str) -> None:
     if lock is None:
         raise NectarError(f"no lockfile at {lock_path}", hint="run `nectar compile` first")
     lock["proposal"] = {"model": model, "prompt_sha256": prompt_sha256}
-    write_files([(lock_path, dumps_lock(lock).encode("utf-8"))])
+    atomic_write_files([(lock_path, dumps_lock(lock).encode("utf-8"))])
 
 
 # ---------------------------------------------------------------------------------------------------- verify
@@ -566,7 +527,10 @@ def verify(
         if source is not None:
             envs = [e for e in lrules.get("environments") or config.environments if isinstance(e, str)]
             try:
-                expected = render_rules(source, rules_for(source.policy, lower_policy(source.policy), envs))
+                version = config.refinery_version
+                expected = render_rules(
+                    source, rules_for(source.policy, lower_policy(source.policy), envs, version), version
+                )
             except NectarError as exc:
                 diffs.append(f"the policy does not compile: {exc.message}")
             else:

@@ -14,6 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from nectar.errors import NectarError, Span
+from nectar.refinery.model import PARENT_ID_KEYS, REFINERY_VERSION, TRACE_ID_KEYS
+from nectar.util import decode_utf8
 
 CONFIG_NAME = "nectar.toml"
 
@@ -30,6 +32,7 @@ DEFAULT_ALIASES: dict[str, tuple[str, ...]] = {
 # What counts as an error trace for the prover (any span matching it), and for explain and propose: OpenTelemetry's
 # ERROR status (Refinery's OTLP receiver sets `error: true`) or an HTTP 5xx in either status field (the alias).
 DEFAULT_ERROR_DEFINITION = "error == true or http.status >= 500"
+DEFAULT_REFINERY_VERSION = REFINERY_VERSION
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +50,11 @@ class Config:
     error_definition: str = DEFAULT_ERROR_DEFINITION
     environments: tuple[str, ...] = ("__default__",)
     propose_model: str | None = None  # [propose] model: the Claude model `nectar propose` uses
+    # [refinery]: the deployment the rules run in
+    cluster_size: int = 1  # Refinery peers (UseClusterSize divides throughput goals by it)
+    trace_id_fields: tuple[str, ...] = TRACE_ID_KEYS  # Refinery's IDFieldNames
+    parent_id_fields: tuple[str, ...] = PARENT_ID_KEYS  # Refinery's ParentIdFieldNames
+    refinery_version: str = DEFAULT_REFINERY_VERSION
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     @property
@@ -85,7 +93,7 @@ def load_config(start: Path | None = None, explicit: Path | None = None) -> Conf
     if path is None:
         return Config()
     try:
-        text = path.read_text(encoding="utf-8")
+        text = decode_utf8(path.read_bytes(), str(path))
     except OSError as exc:
         raise NectarError(f"cannot read {path}: {exc.strerror}") from exc
     try:
@@ -100,7 +108,7 @@ def load_config(start: Path | None = None, explicit: Path | None = None) -> Conf
 
 def parse_config(path: Path, text: str, data: Mapping[str, Any]) -> Config:
     base = path.parent
-    known = {"project", "aliases", "budget", "prove", "compile", "propose"}
+    known = {"project", "aliases", "budget", "prove", "compile", "propose", "refinery"}
     for key in data:
         if key not in known:
             raise _err(path, text, f"unknown section [{key}]", None, f"known sections: {', '.join(sorted(known))}")
@@ -160,6 +168,27 @@ def parse_config(path: Path, text: str, data: Mapping[str, Any]) -> Config:
     if model is not None and (not isinstance(model, str) or not model.strip()):
         raise _err(path, text, "propose.model must be a model id (a non-empty string)", "model")
 
+    refinery = section("refinery")
+    refinery_keys = ("cluster_size", "trace_id_fields", "parent_id_fields", "version")
+    for key in refinery:
+        if key not in refinery_keys:
+            raise _err(path, text, f"unknown key refinery.{key}", key, "known keys: " + ", ".join(refinery_keys))
+    cluster = refinery.get("cluster_size", 1)
+    if isinstance(cluster, bool) or not isinstance(cluster, int) or cluster < 1:
+        raise _err(path, text, "refinery.cluster_size must be a whole number >= 1 (Refinery peers)", "cluster_size")
+
+    def names(key: str, default: tuple[str, ...]) -> tuple[str, ...]:
+        v = refinery.get(key)
+        if v is None:
+            return default
+        if not isinstance(v, list) or not v or not all(isinstance(x, str) and x for x in v):
+            raise _err(path, text, f"refinery.{key} must be a non-empty list of field names", key)
+        return tuple(v)
+
+    version = refinery.get("version", DEFAULT_REFINERY_VERSION)
+    if not isinstance(version, str) or not re.fullmatch(r"\d+\.\d+\.\d+", version):
+        raise _err(path, text, 'refinery.version must be a version like "3.2.2"', "version")
+
     return Config(
         path=path,
         policy=opt_path(project, "policy", "project"),
@@ -171,5 +200,9 @@ def parse_config(path: Path, text: str, data: Mapping[str, Any]) -> Config:
         error_definition=err_def,
         environments=tuple(envs),
         propose_model=model,
+        cluster_size=cluster,
+        trace_id_fields=names("trace_id_fields", TRACE_ID_KEYS),
+        parent_id_fields=names("parent_id_fields", PARENT_ID_KEYS),
+        refinery_version=version,
         extra={k: v for k, v in data.items() if k not in known},
     )

@@ -103,6 +103,7 @@ _BUDGET = (  # the prover's budget figures and what reports them
     "tests/test_verify.py",
 )
 
+_SAMPLERS = ("tests/test_dynsampler.py", "tests/test_stateful.py")  # the stateful samplers and trace keys
 MUTANTS: tuple[Mutant, ...] = (
     Mutant(
         "untyped-ge-false",
@@ -243,12 +244,52 @@ MUTANTS: tuple[Mutant, ...] = (
         _BUDGET,
     ),
     Mutant(
-        "throughput-cap-max",
-        "throughput cap: max(decided, cap) instead of min",
-        "nectar/prove/checks.py",
-        "capped = min(decided_eps, cap)",
-        "capped = max(decided_eps, cap)",
-        _BUDGET,
+        "ema-age-out-inclusive",
+        "EMA samplers age a key out at AgeOutValue itself (the library keeps it: new < AgeOutValue)",
+        "nectar/refinery/dynsampler.py",
+        "        if new < s.age_out:",
+        "        if new <= s.age_out:",
+        _SAMPLERS,
+    ),
+    Mutant(
+        "carry-over-order",
+        "calculateSampleRates walks keys in reverse order (the unused budget goes to the wrong keys)",
+        "nectar/refinery/dynsampler.py",
+        "saved = calculate_sample_rates(ratio, ids, [moving[i] for i in ids])",
+        "saved = calculate_sample_rates(ratio, ids[::-1], [moving[i] for i in ids[::-1]])",
+        _SAMPLERS,
+    ),
+    Mutant(
+        "windowed-includes-current",
+        "WindowedThroughput counts the current, partial index in its window",
+        "nectar/refinery/dynsampler.py",
+        "                if ix <= start_idx:",
+        "                if ix <= cur:",
+        _SAMPLERS,
+    ),
+    Mutant(
+        "key-writes-empty-string",
+        "trace keys write an empty-string value (Refinery's prevStr starts empty, so it never does)",
+        "nectar/engine/stateful.py",
+        'if v_of[vid] != "":',
+        "if True:",
+        _SAMPLERS,
+    ),
+    Mutant(
+        "key-first-root",
+        "trace keys read root. fields from the first root to arrive instead of the last",
+        "nectar/engine/stateful.py",
+        "last = pl.col(ARRIVAL).arg_max()",
+        "last = pl.col(ARRIVAL).arg_min()",
+        _SAMPLERS,
+    ),
+    Mutant(
+        "stateful-guarantees-rate-1",
+        "a stateful sampler's trace at replayed rate 1 counts as always kept",
+        "nectar/prove/core.py",
+        'always = dec.get_column("keep") == "true"',
+        "always = dec.select(keep_probability()).to_series() >= 1.0",
+        (*_SAMPLERS, "tests/test_prove.py"),
     ),
 )
 

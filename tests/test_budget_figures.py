@@ -75,66 +75,24 @@ def test_single_sampled_trace() -> None:
     assert got.upper95_per_second == pytest.approx(2.8993133685959296, rel=1e-9)
 
 
-# Throughput caps. Rows (spans, rule_index, p): (3, 0, 1), (5, 1, 1), (5, 1, 1), (4, None, 0.5); s = 2, w = 10.
+# Rows (spans, rule_index, p): (3, 0, 1), (5, 1, 1), (5, 1, 1), (4, None, 0.5); s = 2, w = 10.
 #   E = 3 + 5 + 5 + 4*0.5 = 15;  V = 16 * 0.5 * 0.5 = 4 (only the p = 0.5 row)
-#   uncapped: expected = 2 * 15 / 10 = 3.0;  upper = (30 + z * sqrt(2 * 4)) / 10 = (30 + z * sqrt(8)) / 10
-#   rule 1 (the throughput rule) decides 5 + 5 = 10 spans: decided rate = 2 * 10 / 10 = 2.0 events/s, and its
-#   expected share was 2 * (5*1 + 5*1) / 10 = 2.0 events/s; the cap replaces that share by min(2.0, cap).
-CAP_SPANS = [3, 5, 5, 4]
-CAP_RULES: list[int | None] = [0, 1, 1, None]
-CAP_P = [1.0, 1.0, 1.0, 0.5]
-UNCAPPED_EXPECTED = 3.0
-UNCAPPED_UPPER = (30 + Z * math.sqrt(8)) / 10  # 3.46523486...
+ROW_SPANS = [3, 5, 5, 4]
+ROW_RULES: list[int | None] = [0, 1, 1, None]
+ROW_P = [1.0, 1.0, 1.0, 0.5]
 
 
-@pytest.mark.parametrize(
-    ("caps", "delta"),
-    [
-        # cap 0.5 < decided 2.0: min = 0.5, so both figures move by 0.5 - 2.0 = -1.5 (expected 1.5)
-        pytest.param({1: 0.5}, -1.5, id="cap-below-decided-rate"),
-        # cap 7 > decided 2.0: min = 2.0, the share stays 2.0, no change (max would add 7 - 2 = 5)
-        pytest.param({1: 7.0}, 0.0, id="cap-above-decided-rate"),
-        # cap exactly the decided rate: min = 2.0, no change
-        pytest.param({1: 2.0}, 0.0, id="cap-equal-decided-rate"),
-        # a throughput rule that decides no trace: min(0, 3) = 0 replaces 0, no change (max would add 3)
-        pytest.param({5: 3.0}, 0.0, id="cap-on-rule-deciding-nothing"),
-        # both: -1.5 from rule 1, 0 from rule 5
-        pytest.param({1: 0.5, 5: 3.0}, -1.5, id="two-caps"),
-        # cap 0 on rule 1: min(2.0, 0) = 0, both figures lose rule 1's 2.0 events/s
-        pytest.param({1: 0.0}, -2.0, id="cap-zero"),
-    ],
-)
-def test_throughput_caps(caps: dict[int, float], delta: float) -> None:
-    got = budget_figures(_decisions(CAP_SPANS, CAP_RULES), _p(CAP_P), 10.0, 2.0, throughput_caps=caps)
-    assert got.expected_kept_spans == pytest.approx(15.0, rel=REL)  # the corpus figure is never capped
-    assert got.expected_per_second == pytest.approx(UNCAPPED_EXPECTED + delta, rel=REL)
-    assert got.upper95_per_second == pytest.approx(UNCAPPED_UPPER + delta, rel=REL)
+def test_stateful_rows_count_like_any_other() -> None:
+    # A stateful sampler's traces come with their replayed p = 1/rate: no cap, no special case.
+    got = budget_figures(_decisions(ROW_SPANS, ROW_RULES), _p(ROW_P), 10.0, 2.0)
+    assert got.expected_per_second == pytest.approx(3.0, rel=REL)
+    assert got.upper95_per_second == pytest.approx((30 + Z * math.sqrt(8)) / 10, rel=REL)
 
 
-def test_no_caps_matches_uncapped() -> None:
-    for caps in (None, {}):
-        got = budget_figures(_decisions(CAP_SPANS, CAP_RULES), _p(CAP_P), 10.0, 2.0, throughput_caps=caps)
-        assert got.expected_per_second == pytest.approx(UNCAPPED_EXPECTED, rel=REL)
-        assert got.upper95_per_second == pytest.approx(UNCAPPED_UPPER, rel=REL)
-
-
-def test_cap_scales_decided_rate_by_sample_rate() -> None:
-    # The same rows with s = 1: decided rate of rule 1 = 1 * 10 / 10 = 1.0, its share 1.0; cap 1.5 > 1.0 keeps it.
-    # expected = 1 * 15 / 10 = 1.5; upper = (15 + z * sqrt(4)) / 10 = (15 + 2 z) / 10
-    got = budget_figures(_decisions(CAP_SPANS, CAP_RULES), _p(CAP_P), 10.0, 1.0, throughput_caps={1: 1.5})
-    assert got.expected_per_second == pytest.approx(1.5, rel=REL)
-    assert got.upper95_per_second == pytest.approx((15 + 2 * Z) / 10, rel=REL)
-    # With s = 2 the decided rate is 2.0 > 1.5, so the cap bites: 3.0 + (1.5 - 2.0) = 2.5
-    got = budget_figures(_decisions(CAP_SPANS, CAP_RULES), _p(CAP_P), 10.0, 2.0, throughput_caps={1: 1.5})
-    assert got.expected_per_second == pytest.approx(2.5, rel=REL)
-    assert got.upper95_per_second == pytest.approx(UNCAPPED_UPPER - 0.5, rel=REL)
-
-
-@pytest.mark.parametrize("caps", [None, {1: 0.5}], ids=["no-caps", "with-caps"])
-def test_zero_length_window(caps: dict[int, float] | None) -> None:
+def test_zero_length_window() -> None:
     # A corpus whose spans all start at one instant has w = 0: no rate, but the corpus expectation is still given.
     # E = 15 as above.
-    got = budget_figures(_decisions(CAP_SPANS, CAP_RULES), _p(CAP_P), 0.0, 2.0, throughput_caps=caps)
+    got = budget_figures(_decisions(ROW_SPANS, ROW_RULES), _p(ROW_P), 0.0, 2.0)
     assert got.expected_per_second is None
     assert got.upper95_per_second is None
     assert got.expected_kept_spans == pytest.approx(15.0, rel=REL)
@@ -142,5 +100,5 @@ def test_zero_length_window(caps: dict[int, float] | None) -> None:
 
 
 def test_empty_decisions() -> None:
-    got = budget_figures(_decisions([], []), _p([]), 60.0, 10.0, throughput_caps={0: 5.0})
+    got = budget_figures(_decisions([], []), _p([]), 60.0, 10.0)
     assert (got.expected_kept_spans, got.expected_per_second, got.upper95_per_second) == (0.0, 0.0, 0.0)

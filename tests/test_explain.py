@@ -288,4 +288,6 @@ def test_edge_cases_render_in_every_form(edge_explanations: dict[str, Explanatio
     else:
         assert "Unmatched traffic" not in text  # dyn decides the one trace
         assert "the corpus time window is 0 s" in text
-        assert ex.latency is not None and html.count("<svg") == 4
+        # latency, and the dyn sampler's simulated rates (it decides the one trace)
+        assert ex.latency is not None and html.count("<svg") == 5
+        assert '<figure id="sampler-0"' in html and "EMADynamicSampler (dyn)" in html

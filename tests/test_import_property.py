@@ -18,7 +18,10 @@ from tests.test_lowering import exprs
 ACTIONS = ["keep", "drop", "sample(0.25)", "sample(1/7)", '"dynamic(rate=4, keys=(service.name, http.route))"',
            '"throughput(per_second=9, keys=(service.name))"',
            '"dynamic(rate=3, keys=(a), adjustment_interval=45s, weight=0.1, use_trace_length=true)"',
-           '"throughput(per_second=2, keys=(a), use_cluster_size=false, max_keys=7, age_out_value=1.0)"']  # fmt: skip
+           '"throughput(per_second=2, keys=(a), use_cluster_size=false, max_keys=7, age_out_value=1.0)"',
+           '"dynamic(rate=6, keys=(a), kind=classic, clear_frequency=1m, use_trace_length=true)"',
+           '"throughput(per_second=3, keys=(b, a), kind=windowed, update_frequency=2s, lookback_frequency=20s)"',
+           '"throughput(per_second=4, keys=(a), kind=total, use_cluster_size=true, max_keys=9)"']  # fmt: skip
 
 
 def _cell(text: str) -> str:

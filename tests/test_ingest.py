@@ -84,6 +84,8 @@ def test_key_whose_type_varies_across_part_files(tmp_path: Path) -> None:
 
 
 def test_ids_are_core_columns_not_fields(tmp_path: Path) -> None:
+    """Refinery consumes the trace and parent ids (hidden from rules); span ids are ordinary fields that also fill
+    the span_id core column (cases of every kind: test_ingest_id_fields.py)."""
     rows = [
         {"trace.trace_id": "t1", "trace.span_id": "a", "trace.parent_id": "", "meta.signal_type": "trace"},
         {"traceId": "t1", "spanId": "b", "parentId": "a", "name": "child"},
@@ -91,10 +93,11 @@ def test_ids_are_core_columns_not_fields(tmp_path: Path) -> None:
     ]
     ingest_paths([str(write_jsonl(tmp_path / "a.jsonl", rows))], tmp_path / "c")
     c = Corpus.open(tmp_path / "c")
-    assert set(c.manifest.fields) == {"meta.signal_type", "name"}
+    assert set(c.manifest.fields) == {"meta.signal_type", "name", "trace.span_id", "spanId"}
     df = frame(tmp_path / "c")
     assert df["parent_id"].to_list() == [None, "a", "a"]  # an empty parent is a root
     assert df["span_id"].to_list() == ["a", "b", "c"]
+    assert df["trace.span_id"].to_list() == ["a", None, "c"] and df["spanId"].to_list() == [None, "b", None]
     assert df["timestamp"].dt.epoch("us").to_list() == [None, None, 1704067200000000]
 
 

@@ -161,9 +161,9 @@ def test_budget_expected_and_upper_bound(small: Corpus) -> None:
     assert b10.figures["upper95_per_second"] == pytest.approx((90 + z * math.sqrt(10 * 8.5)) / 90, abs=1e-4)
 
 
-def test_budget_caps_a_throughput_rule(small: Corpus) -> None:
-    # t0, t1 (3 spans) kept by keep-errors; the other 8 traces (15 spans) go to a 1 event/s throughput rule.
-    # With the corpus 1 in 10 over 90 s: 10 * 3 / 90 kept for certain, plus min(10 * 15 / 90, 1) for the rule.
+def test_budget_uses_the_replayed_rates(small: Corpus) -> None:
+    # t0, t1 (3 spans) kept by keep-errors; the other traces go to a throughput rule whose replay over the corpus
+    # gives each trace a rate. With the corpus 1 in 10 over 90 s, the budget is 10 * sum(spans / rate) / 90.
     p = policy(
         """
         keep-errors,"",http.status >= 500,keep,10
@@ -171,9 +171,13 @@ def test_budget_caps_a_throughput_rule(small: Corpus) -> None:
         """,
         budget="2",
     )
-    b = check(prove_policy(p, small, Config(corpus_sample_rate=10)), "budget")
-    assert b.figures["expected_per_second"] == pytest.approx(30 / 90 + 1, abs=1e-4)
-    assert b.status == "pass"
+    report = prove_policy(p, small, Config(corpus_sample_rate=10))
+    dec = report.decisions
+    kept = sum(n / (1 if k == "true" else r) for n, k, r in dec.select("spans", "keep", "rate").iter_rows())
+    b = check(report, "budget")
+    assert b.figures["expected_per_second"] == pytest.approx(10 * kept / 90, rel=1e-4)
+    assert [s.kind for s in report.samplers] == ["EMAThroughputSampler"]
+    assert report.samplers[0].traces == dec.filter(dec["rule"] == "rest").height
 
 
 def test_lints_on_the_corpus(small: Corpus) -> None:
@@ -319,3 +323,14 @@ def test_symbolic_off(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> Non
     out = json.loads(capsys.readouterr().out)
     assert code == 0 and {c["symbolic"]["status"] for c in out["checks"]} == {"skipped"}
     assert out["symbolic_rules"] == {}
+
+
+def test_must_keep_file_not_utf8_is_a_positioned_error(small: Corpus) -> None:
+    from nectar.errors import NectarError
+
+    (small.root / "must-keep.txt").write_bytes(b"t0\n\xff\xfe\n")
+    p = policy('rest,"",true,keep,0')
+    with pytest.raises(NectarError) as info:
+        prove_policy(p, small, Config())
+    assert "must-keep.txt is not UTF-8" in info.value.message
+    assert info.value.span is not None and (info.value.span.line, info.value.span.column) == (2, 1)

@@ -22,6 +22,7 @@ from nectar.cli.common import (
 from nectar.cli.engine_cmds import DEFAULT_CHOICE, EngineChoice
 from nectar.config import Config, load_config
 from nectar.errors import EXIT_CHECK_FAILED, NectarError
+from nectar.util import atomic_write_text, check_outputs
 
 
 def _rules_path(output: Path | None, config: Config) -> Path:
@@ -81,6 +82,7 @@ def compile_cmd(
     policy_path = resolve_policy(policy, config)
     rules_path = _rules_path(output, config)
     lock_path = _lock_path(lock, rules_path, config)
+    check_outputs(rules_path, lock_path)  # before the proof, and before reading the lock (a FIFO would block)
     corpus_dir = None if no_prove else resolve_corpus(corpus, config)
     previous = read_lock(lock_path)
     result = compile_policy(
@@ -204,9 +206,10 @@ def import_cmd(
     What has no exact policy form is refused with the reason (exit 2), never silently changed.
     """
     from nectar.policy.lift import import_rules
-    from nectar.util import atomic_write_text
 
     config = load_config()
+    if output is not None:
+        check_outputs(output)
     result = import_rules(rules, env, config, name=name)
     if output is not None:
         atomic_write_text(output, result.text)

@@ -17,7 +17,8 @@ from nectar.engine.api import DEFAULT_ENGINE
 REPLAY_EPILOG = (
     "Examples: nectar replay rules.yaml --env production  |  "
     "nectar replay rules.yaml --corpus corpus --engine duckdb --format json  |  "
-    "nectar replay rules.yaml --per-trace decisions.jsonl"
+    "nectar replay rules.yaml --per-trace decisions.jsonl  |  "
+    "nectar replay rules.yaml --cluster-size 3 --no-validate"
 )
 
 
@@ -42,28 +43,92 @@ def replay_cmd(
     per_trace: Path | None = typer.Option(
         None, "--per-trace", help="Write each trace's decision as JSON lines (sorted by trace id) to FILE."
     ),
+    cluster_size: int | None = typer.Option(
+        None,
+        "--cluster-size",
+        min=1,
+        help="Refinery peers (default: refinery.cluster_size, 1): UseClusterSize divides throughput goals by it.",
+    ),
+    no_validate: bool = typer.Option(
+        False,
+        "--no-validate",
+        help="Run the file as Refinery does with validation off (refinery --no-validate); its findings become lints.",
+    ),
 ) -> None:
     """Replay a Refinery rules file over the corpus: per rule, what it matches, decides and would keep."""
+    from nectar.config import load_config
     from nectar.corpus.layout import Corpus
     from nectar.engine.api import evaluate, select_sampler
-    from nectar.engine.replay import ReplayInput, build_report, sampler_key, write_per_trace
+    from nectar.engine.replay import ReplayInput, build_report, per_trace_lines, sampler_key
     from nectar.refinery.lints import lint_rules
-    from nectar.refinery.loader import load_rules_with_positions
+    from nectar.refinery.loader import load_rules_with_positions, validate_rules
+    from nectar.refinery.model import nested_deterministic_valid
+    from nectar.util import atomic_write_bytes, check_outputs
 
-    rules_file, positions = load_rules_with_positions(rules)  # exit 2 with Refinery's messages if it rejects it
-    opened = Corpus.open(resolve_corpus(corpus))
+    config = load_config()
+    if per_trace is not None:
+        check_outputs(per_trace)
+    nested = nested_deterministic_valid(config.refinery_version)
+    # exit 2 with Refinery's messages if it rejects the file (unless --no-validate: then they are reported as lints)
+    rules_file, positions = load_rules_with_positions(
+        rules, accept_downstream_deterministic=nested, validate=not no_validate
+    )
+    opened = Corpus.open(resolve_corpus(corpus, config))
     key = sampler_key(rules_file, env)
-    lints = [lint.as_dict() for lint in lint_rules(rules_file, positions) if lint.sampler == key]
+    lints = []
+    if no_validate:
+        for err in validate_rules(rules, accept_downstream_deterministic=nested):
+            lints.append(validation_lint(err))
+    lints += [lint.as_dict() for lint in lint_rules(rules_file, positions) if lint.sampler == key]
+    cluster_size = cluster_size if cluster_size is not None else config.cluster_size
     inp = ReplayInput(rules_file, str(rules), opened, env, engine.value)
-    result = evaluate(select_sampler(rules_file, env), opened, engine=engine.value, with_matches=True)
+    result = evaluate(
+        select_sampler(rules_file, env), opened, engine=engine.value, with_matches=True, cluster_size=cluster_size
+    )
     report = build_report(inp, lints, result)
     if per_trace is not None:
-        write_per_trace(result.decisions, per_trace)
+        lines = per_trace_lines(result.decisions).get_column("line")
+        step = 100_000  # JSON lines streamed in chunks: a corpus can have millions of traces
+        atomic_write_bytes(
+            per_trace,
+            (("\n".join(lines.slice(i, step).to_list()) + "\n").encode("utf-8") for i in range(0, len(lines), step)),
+        )
         report["per_trace_file"] = str(per_trace)
     if fmt is OutputFormat.json:
         emit_json(report)
         return
     render_text(report)
+
+
+def validation_lint(err: Any) -> dict[str, Any]:
+    """A Refinery validation message as a lint (``replay --no-validate``): Refinery would refuse to start."""
+    out: dict[str, Any] = {
+        "code": "R000",
+        "severity": "error",
+        "sampler": None,
+        "rule_index": None,
+        "rule": None,
+        "condition_index": None,
+        "message": f"Refinery rejects this file with validation on: {err.message}",
+        "hint": "Refinery runs it only with --no-validate; fix it so `refinery --validate` passes",
+    }
+    if err.span is not None:
+        out.update(file=err.span.file, line=err.span.line, column=err.span.column)
+    return out
+
+
+def _n(count: int, noun: str) -> str:
+    return f"{count:,} {noun}" + ("" if count == 1 else "s")
+
+
+def sampler_line(run: dict[str, Any]) -> str:
+    """One line about a simulated stateful sampler (replay and explain print it)."""
+    who = ", ".join(run["rules"]) or "top level"
+    bursts = f", {run['bursts']:,} burst{'s' if run['bursts'] != 1 else ''}" if run["bursts"] else ""
+    return (
+        f"{run['kind']} ({who}): {_n(run['traces'], 'trace')} over {_n(run['keys'], 'key')}, simulated rate "
+        f"{run['mean_rate']:,.4g} on average (span-weighted), {run['updates']:,} updates{bursts}"
+    )
 
 
 def _num(x: float | None, digits: int = 1) -> str:
@@ -152,12 +217,9 @@ def render_text(report: dict[str, Any]) -> None:
         f"{_num(t['kept_events_per_sec'], 2)} events/s",
         markup=False,
     )
-    if any(r.get("stateful") for r in report["rules"]):
-        out.print(
-            "Note: stateful samplers (dynamic/throughput) are counted at their nominal rate; their kept figures are "
-            "an upper bound.",
-            markup=False,
-        )
+    for run in report.get("samplers", []):
+        out.print(f"Stateful sampler: {sampler_line(run)}", markup=False)
+        out.print(f"  {run['note']}", markup=False)
     if report["never_matching"]:
         out.print("Rules that never match this corpus: " + ", ".join(report["never_matching"]), markup=False)
     shadowed = [n for n in report["never_deciding"] if n not in report["never_matching"]]

@@ -7,9 +7,10 @@ from pathlib import Path
 
 import typer
 
-from nectar.cli.common import OutputFormat, app, emit_json, out_console, progress, resolve_corpus
+from nectar.cli.common import OutputFormat, app, config_here, emit_json, out_console, progress, resolve_corpus
 from nectar.corpus.ingest import IngestSummary, ingest_paths
 from nectar.corpus.ingest.sources import expand_inputs
+from nectar.refinery.ids import IdFields
 
 SHOWN_SKIPS = 20
 
@@ -50,25 +51,24 @@ def ingest_cmd(
     """Ingest span files (OTLP JSON/protobuf, Jaeger, Zipkin, flat JSON lines, OpenSearch bulk, Parquet; gzip ok).
 
     Idempotent: a file already in the corpus (same SHA-256) adds nothing. Atomic: a failed run leaves the corpus
-    as it was. Malformed records are skipped and reported with file and line.
+    as it was. Malformed records are skipped and reported with file and line. The trace and parent ids are read
+    from nectar.toml's [refinery] trace_id_fields / parent_id_fields, as Refinery's IDFieldNames / ParentIdFieldNames.
     """
-    target = _corpus_dir(corpus)
+    cfg = config_here()
+    ids = IdFields(cfg.trace_id_fields, cfg.parent_id_fields)
+    target = resolve_corpus(corpus, cfg)  # --corpus, else project.corpus (created if missing), else ./corpus
     total = 0
     for _, p in expand_inputs(paths, exclude=target):
         if p is not None:
             total += p.stat().st_size
     with progress("ingesting", total=total or None) as bar:
-        summary = ingest_paths(paths, target, fmt=fmt.value, strict=strict, sample_rate=sample_rate, progress=bar)
+        summary = ingest_paths(
+            paths, target, fmt=fmt.value, strict=strict, sample_rate=sample_rate, progress=bar, id_fields=ids
+        )
     if output is OutputFormat.json:
         emit_json(summary.to_json())
     else:
         _render(summary)
-
-
-def _corpus_dir(corpus: Path | None) -> Path:
-    """``--corpus``, else nectar.toml's ``project.corpus`` (created when it does not exist yet), else ./corpus
-    when it is a corpus (:func:`resolve_corpus`)."""
-    return resolve_corpus(corpus)
 
 
 def _render(s: IngestSummary) -> None:

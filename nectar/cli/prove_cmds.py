@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 from enum import StrEnum
 from pathlib import Path
@@ -23,7 +24,7 @@ from nectar.corpus.layout import Corpus
 from nectar.errors import EXIT_CHECK_FAILED
 from nectar.policy.load import load_policy
 from nectar.prove import prove_policy, render_junit, render_text, to_json
-from nectar.util import atomic_write_text
+from nectar.util import atomic_write_text, check_outputs
 
 
 class Symbolic(StrEnum):
@@ -69,6 +70,12 @@ def prove_cmd(
     witness_out: Path | None = typer.Option(
         None, "--witness-out", help="Write every symbolic witness trace here as flat JSON lines (ingestable)."
     ),
+    cluster_size: int | None = typer.Option(
+        None,
+        "--cluster-size",
+        min=1,
+        help="Refinery peers (default: refinery.cluster_size, 1): UseClusterSize divides throughput goals by it.",
+    ),
 ) -> None:
     """Prove a policy against the corpus: a catch-all exists, error traces and must-keep traces are always kept,
     and the expected kept events/s fit the budget. A check with nothing to check is VACUOUS, never PASS; a
@@ -78,6 +85,10 @@ def prove_cmd(
     Each check is also proved over every possible trace (--symbolic on, the default): PROVED, REFUTED with a witness
     trace (a refutation fails the run), or UNKNOWN with the reason."""
     config = load_config()
+    if cluster_size is not None:
+        config = dataclasses.replace(config, cluster_size=cluster_size)
+    if witness_out is not None:
+        check_outputs(witness_out)
     path = resolve_policy(policy, config)
     parsed = load_policy(path, config.aliases)
     corp = Corpus.open(resolve_corpus(corpus, config))

@@ -11,7 +11,8 @@ Layout of a corpus folder::
 
 Columns of every part file:
 
-* core columns, hidden from rules (Refinery consumes trace/parent ids and uses the timestamp as event time):
+* core columns, hidden from rules (Refinery consumes trace/parent ids and uses the timestamp as event time; the
+  span id is Nectar's own, so a source's ``trace.span_id`` is also kept as a field that rules see):
   ``trace_id`` (string, never null), ``span_id`` (string), ``parent_id`` (string, null for a root),
   ``timestamp`` (timestamp[us, UTC], span start), ``arrival`` (int64, the span's position in the corpus:
   Refinery's "last root wins" needs the arrival order);

@@ -44,14 +44,23 @@ def evaluate(
     engine: str = DEFAULT_ENGINE,
     with_matches: bool = False,
     env: str | None = None,
+    cluster_size: int = 1,
 ) -> EvalResult:
     """Decide every trace of ``corpus``.
 
     ``sampler`` is a :class:`RulesFile` (then ``env`` picks the environment), one ``Samplers`` entry, a
     :class:`RulesBasedSampler` or a plain :class:`Sampler`. ``with_matches`` adds, per trace, which rules'
-    conditions matched (columns ``m0``, ``m1``...). Raises :class:`NectarError` for an unknown engine.
+    conditions matched (columns ``m0``, ``m1``...). Traces a stateful sampler decides get the rate its replay over
+    the corpus gives (:mod:`nectar.engine.stateful`; ``cluster_size``: Refinery peers, for ``UseClusterSize``).
+    Raises :class:`NectarError` for an unknown engine.
     """
     chosen = select_sampler(sampler, env)
+    return _stateful(_decide(chosen, corpus, engine, with_matches), chosen, corpus, engine, cluster_size)
+
+
+def _decide(
+    chosen: SamplerConfig | RulesBasedSampler | Sampler, corpus: Corpus, engine: str, with_matches: bool
+) -> EvalResult:
     if engine == "polars":
         from nectar.engine import polars_engine
 
@@ -69,8 +78,31 @@ def evaluate(
     raise NectarError(f"unknown engine {engine!r}", hint=f"choose one of: {', '.join(ENGINES)}")
 
 
+def _stateful(
+    result: EvalResult,
+    chosen: SamplerConfig | RulesBasedSampler | Sampler,
+    corpus: Corpus,
+    engine: str,
+    cluster_size: int,
+) -> EvalResult:
+    """The stateful samplers' simulated rates (the reference engine builds its trace keys trace by trace)."""
+    from nectar.engine import stateful
+
+    if not stateful.instances(chosen, cluster_size):
+        return result
+    if engine == "reference":
+        from nectar.engine import reference
+
+        return stateful.replay(result, chosen, corpus, cluster_size, reference.trace_keys)
+    return stateful.replay(result, chosen, corpus, cluster_size)
+
+
 def evaluate_with_probes(
-    sampler: RulesBasedSampler, probes: Sequence[Rule], corpus: Corpus, engine: str = DEFAULT_ENGINE
+    sampler: RulesBasedSampler,
+    probes: Sequence[Rule],
+    corpus: Corpus,
+    engine: str = DEFAULT_ENGINE,
+    cluster_size: int = 1,
 ) -> tuple[EvalResult, pl.DataFrame]:
     """Decide every trace with ``sampler`` (with per-rule matches) and, in the same pass over the corpus, whether
     each of ``probes`` matches it: rules that never decide, only report a match (``p0``, ``p1``... per trace, in the
@@ -82,11 +114,11 @@ def evaluate_with_probes(
     n = len(sampler.rules)
     names = {f"m{n + k}": f"p{k}" for k in range(len(probes))}
     if engine == "reference" or not probes:
-        result = evaluate(sampler, corpus, engine=engine, with_matches=True)
+        result = evaluate(sampler, corpus, engine=engine, with_matches=True, cluster_size=cluster_size)
         if not probes:
             assert result.matches is not None
             return result, result.matches.select("trace_id")
-        extra = evaluate(RulesBasedSampler(tuple(probes), sampler.check_nested_fields), corpus, engine, True)
+        extra = _decide(RulesBasedSampler(tuple(probes), sampler.check_nested_fields), corpus, engine, True)
         assert extra.matches is not None
         renamed = {f"m{k}": f"p{k}" for k in range(len(probes))}
         return result, extra.matches.rename(renamed)
@@ -104,7 +136,8 @@ def evaluate_with_probes(
     assert both.matches is not None
     policy_matches = both.matches.select(["trace_id", *[f"m{i}" for i in range(n)]])
     probe_matches = both.matches.select(["trace_id", *names]).rename(names)
-    return EvalResult(both.decisions, policy_matches), probe_matches
+    decided = _stateful(EvalResult(both.decisions, policy_matches), sampler, corpus, engine, cluster_size)
+    return decided, probe_matches
 
 
 __all__ = ["DEFAULT_ENGINE", "ENGINES", "Engine", "evaluate", "evaluate_with_probes", "select_sampler"]

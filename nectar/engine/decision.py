@@ -12,7 +12,7 @@ rule_index      Int32      index of the deciding rule in the sampler's ``Rules``
 rule            String     that rule's ``Name`` (null when no rule decided)
 keep            String     ``"true"`` always kept, ``"false"`` always dropped, ``"sampled"`` kept 1 in ``rate``
                            at random (``SampleRate`` N>1) or by a stateful downstream sampler
-rate            UInt64     the sample rate Refinery reports (for stateful samplers: their nominal rate)
+rate            UInt64     the sample rate Refinery reports (stateful samplers: the rate their replay gives)
 reason          String     Refinery's ``meta.refinery.reason`` (``rules/trace/<Name>``, ``no rule matched``...)
 sampler         String     the downstream/top-level sampler kind that decided, when not plain SampleRate/Drop
 ==============  =========  ================================================================================
@@ -25,13 +25,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import polars as pl
 
 from nectar.corpus.layout import TRACE_ID
 from nectar.engine.lowering import NO_MATCH, SamplerPlan
 from nectar.refinery import gostr
+
+if TYPE_CHECKING:
+    from nectar.engine.stateful import SamplerRun
 
 
 class Keep(StrEnum):
@@ -84,11 +87,14 @@ class EvalResult:
 
     decisions: pl.DataFrame
     matches: pl.DataFrame | None = None  # trace_id, m0..m{n-1}; same row order as decisions
+    # what each simulated stateful sampler did (nectar.engine.stateful.SamplerRun), in creation order
+    samplers: tuple[SamplerRun, ...] = ()
 
 
 def keep_probability() -> pl.Expr:
     """Per decisions row, the probability Refinery keeps the trace: 1 (``true``), 0 (``false``) or 1/rate
-    (``sampled``: a random SampleRate, or a stateful sampler at the nominal rate the engines report).
+    (``sampled``: a random SampleRate, or a stateful sampler at the rate its replay over the corpus gave the trace,
+    :mod:`nectar.engine.stateful`).
 
     The one definition of the keep probability: :func:`keep_probabilities` evaluates this expression too."""
     rate = pl.col("rate").cast(pl.Float64)

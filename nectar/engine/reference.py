@@ -8,17 +8,20 @@ Entry points:
 
 * :func:`decide_trace` ``(sampler, trace_id, spans) -> Decision``, where ``spans`` are raw events as Refinery
   receives them: dicts of field -> value (``int`` = int64, ``float`` = float64, ``bool``, ``str``, ``None`` =
-  present with null, ``dict``/``list`` = nested), in arrival order, including the id keys. Refinery consumes
-  string ``trace.trace_id``/``traceId``/``trace.parent_id``/``parentId`` values (they are invisible to rules) and
-  uses the parent ids to find the root;
+  present with null, ``dict``/``list`` = nested), in arrival order and key order, including the id keys.
+  Refinery consumes the string trace-id and parent-id values it is configured to read (default
+  ``trace.trace_id``/``traceId``, ``trace.parent_id``/``parentId``; :func:`nectar.refinery.ids.consume_ids`):
+  they are invisible to rules, and the parent ids find the root. ``trace.span_id``, a ``null`` id or a second
+  trace-id key stay ordinary fields;
 * :func:`rule_matches` -- which rules' conditions match a trace (whether or not an earlier rule decided);
 * :func:`decide_corpus` ``(sampler, corpus, with_matches=False) -> EvalResult`` for a whole corpus.
 
 Conventions shared with the other engines (``nectar.engine.decision``): ``keep`` is ``true``/``false`` when
 Refinery's answer is certain, ``sampled`` when it draws at random (``SampleRate`` N > 1, ``math/rand``) or a
-stateful sampler decides. The DeterministicSampler is exact (trace-id hash). Stateful samplers report their nominal
-rate: ``SampleRate`` (DynamicSampler), ``GoalSampleRate`` (EMADynamicSampler); throughput samplers have no fixed
-rate and report **1** (their reason, e.g. ``rules/trace/<Name>:emathroughput``, says which sampler decides).
+stateful sampler decides. The DeterministicSampler is exact (trace-id hash). A trace decision alone gives stateful
+samplers their nominal rate (``SampleRate``, ``GoalSampleRate``; 1 for throughput samplers); over a corpus,
+:func:`nectar.engine.api.evaluate` then replays them (:mod:`nectar.engine.stateful`, with :func:`trace_key` below
+building their keys) and each trace gets its simulated rate.
 An entry naming no sampler type (Refinery exits on its first trace) is reported as "no rule matched", keep, rate 1.
 """
 
@@ -34,14 +37,13 @@ import polars as pl
 from nectar.corpus.layout import ARRIVAL, PARENT_ID, TRACE_ID, Corpus, ValueType
 from nectar.engine.decision import Decision, EvalResult, Keep, decisions_frame
 from nectar.refinery import gostr
+from nectar.refinery.ids import DEFAULT_ID_FIELDS, IdFields, consume_ids
 from nectar.refinery.model import (
     COMPARISON_OPERATORS,
     META_ROOT,
     NUM_DESCENDANTS,
-    PARENT_ID_KEYS,
     ROOT_PREFIX,
     SIGNAL_TYPE,
-    TRACE_ID_KEYS,
     UINT64_MASK,
     Condition,
     Datatype,
@@ -87,18 +89,12 @@ def make_span(fields: dict[str, Any], has_parent: bool) -> EvalSpan:
     return EvalSpan(visible, is_root, fields)
 
 
-def span_from_event(event: Mapping[str, Any]) -> EvalSpan:
-    """A raw event -> :class:`EvalSpan`: string id values are consumed (invisible to rules, SEMANTICS.md 2.1)."""
-    fields: dict[str, Any] = {}
-    has_parent = False
-    for k, v in event.items():
-        if k in PARENT_ID_KEYS and isinstance(v, str):
-            has_parent = has_parent or v != ""
-            continue
-        if k in TRACE_ID_KEYS and isinstance(v, str):
-            continue
-        fields[k] = v
-    return make_span(fields, has_parent)
+def span_from_event(event: Mapping[str, Any], ids: IdFields = DEFAULT_ID_FIELDS) -> EvalSpan:
+    """A raw event -> :class:`EvalSpan`: the id keys Refinery consumes are invisible to rules (SEMANTICS.md 2.1);
+    ``ids`` names its trace-id and parent-id fields."""
+    consumed = consume_ids(event, ids)
+    fields = {k: v for k, v in event.items() if k not in consumed.keys}
+    return make_span(fields, consumed.parent_key is not None)
 
 
 @dataclass(slots=True)
@@ -395,17 +391,23 @@ class CompiledSampler:
 
 
 def decide_trace(
-    sampler: SamplerConfig | RulesBasedSampler | Sampler, trace_id: str, spans: Sequence[Mapping[str, Any]]
+    sampler: SamplerConfig | RulesBasedSampler | Sampler,
+    trace_id: str,
+    spans: Sequence[Mapping[str, Any]],
+    ids: IdFields = DEFAULT_ID_FIELDS,
 ) -> Decision:
     """Decide one trace from its raw events (arrival order). See the module docstring."""
-    return CompiledSampler(sampler).decide(EvalTrace(trace_id, [span_from_event(e) for e in spans]))
+    return CompiledSampler(sampler).decide(EvalTrace(trace_id, [span_from_event(e, ids) for e in spans]))
 
 
 def rule_matches(
-    sampler: SamplerConfig | RulesBasedSampler | Sampler, trace_id: str, spans: Sequence[Mapping[str, Any]]
+    sampler: SamplerConfig | RulesBasedSampler | Sampler,
+    trace_id: str,
+    spans: Sequence[Mapping[str, Any]],
+    ids: IdFields = DEFAULT_ID_FIELDS,
 ) -> list[bool]:
     """For each rule, whether its conditions match the trace (regardless of earlier rules)."""
-    return CompiledSampler(sampler).matches(EvalTrace(trace_id, [span_from_event(e) for e in spans]))
+    return CompiledSampler(sampler).matches(EvalTrace(trace_id, [span_from_event(e, ids) for e in spans]))
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -450,6 +452,58 @@ def corpus_traces(corpus: Corpus) -> list[EvalTrace]:
     if cur_id is not None:
         traces.append(EvalTrace(cur_id, cur))
     return traces
+
+
+def trace_key(trace: EvalTrace, fields: Sequence[str], use_trace_length: bool) -> str:
+    """Refinery's ``traceKey.build`` for one trace (``sample/trace_key.go``), transcribed: sorted fields; per
+    non-root field the distinct values over the spans in arrival order (at most 99 stored over all fields: the
+    100th distinct value is counted, not stored, and collection stops), written sorted with a bullet after each
+    (an empty string never: ``prevStr`` starts empty) and a comma after the field; then ``%v,`` of each ``root.``
+    field on the root span; then the span count with ``UseTraceLength``."""
+    ordered = sorted(fields)
+    span_fields = [f for f in ordered if not f.startswith(ROOT_PREFIX)]
+    root_fields = [f[len(ROOT_PREFIX) :] for f in ordered if f.startswith(ROOT_PREFIX)]
+    values: list[dict[str, None]] = [{} for _ in span_fields]
+    unique = 0
+    done = False
+    for i, name in enumerate(span_fields):
+        for span in trace.spans:
+            if name not in span.fields:
+                continue
+            if unique >= 100:
+                done = True
+                break
+            text = gostr.key_string(span.fields[name])
+            if text not in values[i]:
+                unique += 1
+                if unique < 100:
+                    values[i][text] = None
+        if done:
+            break
+    out: list[str] = []
+    for vals in values:
+        if not vals:
+            continue
+        prev = ""
+        for text in sorted(vals):
+            if text != prev:
+                out.append(text + "\u2022")
+            prev = text
+        out.append(",")
+    if trace.root is not None:
+        for name in root_fields:
+            if name in trace.root.fields:
+                out.append(gostr.go_v(trace.root.fields[name]) + ",")
+    if use_trace_length:
+        out.append(str(len(trace.spans)))
+    return "".join(out)
+
+
+def trace_keys(corpus: Corpus, ids: pl.Series, fields: Sequence[str], use_trace_length: bool) -> pl.DataFrame:
+    """:func:`trace_key` of each trace of ``ids`` (the reference engine's key builder for stateful samplers)."""
+    wanted = set(ids.to_list())
+    rows = [(t.trace_id, trace_key(t, fields, use_trace_length)) for t in corpus_traces(corpus) if t.trace_id in wanted]
+    return pl.DataFrame(rows, schema={"trace_id": pl.String, "key": pl.String}, orient="row")
 
 
 def decide_corpus(

@@ -3,9 +3,11 @@
 Answers refinery issues #903 (test rules without dry-running the cluster) and #1495 (per-rule dry run):
 :func:`build_report` runs one engine with per-rule matches and summarizes, per rule, the traces and spans it
 matches (whether or not an earlier rule decided them) and decides, the spans it is expected to keep (spans x keep
-probability: 1 for kept, 0 for dropped, 1/rate for a random or stateful sampler) and the kept events per second
-(over the corpus time window, scaled by the manifest's ``sample_rate``), plus rules that never match and the
-loader's lints. :func:`write_per_trace` writes each trace's decision as JSON lines, sorted by trace id.
+probability: 1 for kept, 0 for dropped, 1/rate for a random or stateful sampler, at the rate the stateful sampler's
+replay over the corpus gave the trace) and the kept events per second (over the corpus time window, scaled by the
+manifest's ``sample_rate``), plus rules that never match, the loader's lints and what each stateful sampler did
+(``samplers``: :class:`nectar.engine.stateful.SamplerRun`). :func:`per_trace_lines` gives each trace's decision as
+a JSON line, sorted by trace id (the CLI writes them with ``nectar.util``'s checked atomic writer).
 
 The report is plain data (sorted keys when dumped), rendered once as text or JSON by the CLI.
 """
@@ -13,10 +15,7 @@ The report is plain data (sorted keys when dumped), rendered once as text or JSO
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import polars as pl
@@ -86,15 +85,10 @@ def build_report(
     choice = sampler.choice if isinstance(sampler, SamplerConfig) else sampler
     src_rules = choice.rules if isinstance(choice, RulesBasedSampler) else ()
     rules_out: list[dict[str, Any]] = []
-    matches = result.matches
+    matched = _match_counts(dec.get_column("spans"), result.matches)
     for rule in plan.rules:
         d = by_index.get(rule.index, {"traces": 0, "spans": 0, "kept": 0.0})
-        mcol = f"m{rule.index}"
-        if matches is not None and mcol in matches.columns:
-            hit = dec.select("spans").with_columns(matches.get_column(mcol).alias("hit")).filter(pl.col("hit"))
-            mt, ms = hit.height, int(hit.get_column("spans").sum() or 0)
-        else:
-            mt, ms = d["traces"], d["spans"]
+        mt, ms = matched.get(f"m{rule.index}", (d["traces"], d["spans"]))
         rules_out.append(
             {
                 "index": rule.index,
@@ -103,8 +97,8 @@ def build_report(
                 "keep": rule.outcome.keep if rule.outcome.keep != "deterministic" else "deterministic",
                 "rate": rule.outcome.rate,
                 "sampler": rule.outcome.sampler,
-                # Stateful samplers are reported at their nominal rate (1 for throughput samplers, which aim
-                # at GoalThroughputPerSec instead): their kept figures are an upper bound, not a forecast.
+                # Stateful samplers: the kept figures use the rates their replay over the corpus gave each trace
+                # ("samplers" below); "rate" is the configured goal rate.
                 "stateful": bool(rule.outcome.sampler and rule.outcome.keep == "sampled"),
                 "goal_throughput_per_sec": _goal(src_rules[rule.index].sampler) if src_rules else None,
                 "matched": {"traces": mt, "spans": ms},
@@ -145,6 +139,7 @@ def build_report(
         "never_matching": [r["name"] for r in rules_out if r["matched"]["traces"] == 0],
         "never_deciding": [r["name"] for r in rules_out if r["decided"]["traces"] == 0],
         "lints": lints or [],
+        "samplers": [run.to_json() for run in result.samplers],
         "totals": {
             "traces": total_traces,
             "spans": total_spans,
@@ -154,6 +149,20 @@ def build_report(
             "by_keep": {k: by_keep[k] for k in sorted(by_keep)},
         },
     }
+
+
+def _match_counts(spans: pl.Series, matches: pl.DataFrame | None) -> dict[str, tuple[int, int]]:
+    """Per match column (``m0``, ``m1``...): the traces it is true for and their spans (rows aligned with
+    ``spans``). One pass over the columns: looking each rule's column up by name scans every column name, which
+    made the report quadratic in the number of rules."""
+    if matches is None:
+        return {}
+    out: dict[str, tuple[int, int]] = {}
+    for col in matches.get_columns():
+        if col.name.startswith("m"):
+            hit = col.cast(pl.Boolean)
+            out[col.name] = (int(hit.sum() or 0), int(spans.filter(hit).sum() or 0))
+    return out
 
 
 def _goal(s: Sampler | None) -> int | None:
@@ -199,23 +208,4 @@ def per_trace_lines(decisions: pl.DataFrame) -> pl.DataFrame:
     return decisions.sort("trace_id").select(line.alias("line"))
 
 
-def write_per_trace(decisions: pl.DataFrame, path: Path) -> None:
-    """Write the per-trace decisions as JSON lines, sorted by trace id, atomically (temp file + rename)."""
-    lines = per_trace_lines(decisions).get_column("line")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as fh:
-            step = 100_000
-            for start in range(0, len(lines), step):
-                chunk = lines.slice(start, step).to_list()
-                fh.write("\n".join(chunk) + "\n")
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-__all__ = ["ReplayInput", "build_report", "per_trace_lines", "sampler_key", "write_per_trace"]
+__all__ = ["ReplayInput", "build_report", "per_trace_lines", "sampler_key"]

@@ -97,6 +97,41 @@ def kept_volume_chart(ex: Explanation) -> Chart:
     return Chart("kept-volume", "Kept volume per rule", f"{unit}: {alt}", _svg("kept-volume", draw, _h(len(labels))))
 
 
+def before_after_chart(ex: Explanation) -> Chart | None:
+    """``--against OLD``: expected kept events/s per rule before (OLD) and after (this policy), side by side (kept
+    spans on the corpus when the window is 0 s); a rule on one side only has no bar on the other."""
+    d = ex.against
+    if d is None or d.corpus is None:
+        return None
+    rows = d.corpus.per_rule
+    labels = [r.label for r in rows]
+    per_sec = d.corpus.window_seconds > 0
+    before = [(r.old_per_second if per_sec else r.old_kept_spans) for r in rows]
+    after = [(r.new_per_second if per_sec else r.new_kept_spans) for r in rows]
+    unit = "kept events/s (expected)" if per_sec else "kept spans on the corpus (expected)"
+
+    def draw(fig: Figure) -> None:
+        ax = fig.add_subplot()
+        ys = range(len(labels))
+        ax.barh([y - 0.2 for y in ys], [v or 0.0 for v in before], height=0.38, color=ALL_COLOR, label="before")
+        ax.barh([y + 0.2 for y in ys], [v or 0.0 for v in after], height=0.38, color=KEPT_COLOR, label="after")
+        _hbar_layout(ax, labels)
+        top = max([v or 0.0 for v in [*before, *after]], default=0.0) or 1.0
+        ax.set_xlim(0, top * 1.35)
+        for y, b, a in zip(ys, before, after, strict=True):
+            ax.text((b or 0.0) + top * 0.01, y - 0.2, f" {fmt_num(b)}", va="center", fontsize=7)
+            ax.text((a or 0.0) + top * 0.01, y + 0.2, f" {fmt_num(a)}", va="center", fontsize=7)
+        ax.set_xlabel(unit)
+        ax.legend(frameon=False, ncols=2, loc="lower center", bbox_to_anchor=(0.4, 1.0))
+        ax.set_title("Kept volume per rule, before and after", pad=22)
+
+    alt = f"{unit}, before ({d.old_label}) and after: " + "; ".join(
+        f"{lab}: {fmt_num(b)} -> {fmt_num(a)}" for lab, b, a in zip(labels, before, after, strict=True)
+    )
+    name = "before-after"
+    return Chart(name, "Kept volume per rule, before and after", alt, _svg(name, draw, _h(2 * len(labels)) + 0.3))
+
+
 def budget_chart(ex: Explanation) -> Chart:
     """Expected kept events/s and its 95% upper bound against the budget (log scale when they differ a lot)."""
     rows: list[tuple[str, float, str]] = []
@@ -197,18 +232,66 @@ def decisions_chart(ex: Explanation) -> Chart:
     return Chart("decisions", "Decisions by rule", alt, _svg("decisions", draw, _h(len(labels)) + 0.3))
 
 
+def sampler_charts(ex: Explanation) -> list[Chart]:
+    """Per simulated stateful sampler, the rate its replay gave its busiest keys over the corpus window."""
+    charts = []
+    for i, run in enumerate(ex.samplers):
+        if not run.top_keys:
+            continue
+        name = f"sampler-{i}"
+
+        def draw(fig: Figure, run: Any = run) -> None:
+            ax = fig.add_subplot()
+            for j, key in enumerate(run.top_keys):
+                xs = [p[0] for p in key.points]
+                ys = [p[1] for p in key.points]
+                label = key.key if len(key.key) <= 40 else key.key[:39] + "\u2026"
+                ax.step(xs, ys, where="post", linewidth=1.4, label=label or "(empty key)", color=f"C{j}")
+            ax.set_ylim(bottom=0)
+            ax.set_xlabel(f"seconds since the corpus start (buckets of {run.bucket_s:g} s)")
+            ax.set_ylabel("simulated sample rate (1 in N)")
+            ax.legend(frameon=False, fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.22), ncols=2)
+            who = ", ".join(run.rules) or "top level"
+            ax.set_title(f"{run.kind} ({who}): rate of its busiest keys")
+
+        alt = f"{run.note}. " + "; ".join(
+            f"key {k.key!r}: {plural(k.traces, 'trace')}, rate from {fmt_num(min(r for _, r in k.points))} to "
+            f"{fmt_num(max(r for _, r in k.points))}"
+            for k in run.top_keys
+            if k.points
+        )
+        who = ", ".join(run.rules) or "top level"
+        charts.append(Chart(name, f"Simulated rates: {run.kind} ({who})", alt, _svg(name, draw, 3.8)))
+    return charts
+
+
 def _h(rows: int) -> float:
     return 1.0 + 0.42 * max(rows, 1)
 
 
 def all_charts(ex: Explanation) -> list[Chart]:
-    """Every chart of the report, in page order (the latency chart only when the corpus has root durations)."""
-    charts = [kept_volume_chart(ex), budget_chart(ex)]
+    """Every chart of the report, in page order (the latency chart only when the corpus has root durations, the
+    before/after chart only with ``--against``)."""
+    charts = [kept_volume_chart(ex)]
+    diff = before_after_chart(ex)
+    if diff is not None:
+        charts.append(diff)
+    charts.append(budget_chart(ex))
     lat = latency_chart(ex)
     if lat is not None:
         charts.append(lat)
     charts.append(decisions_chart(ex))
+    charts.extend(sampler_charts(ex))
     return charts
 
 
-__all__ = ["Chart", "all_charts", "budget_chart", "decisions_chart", "kept_volume_chart", "latency_chart"]
+__all__ = [
+    "Chart",
+    "all_charts",
+    "before_after_chart",
+    "budget_chart",
+    "decisions_chart",
+    "kept_volume_chart",
+    "latency_chart",
+    "sampler_charts",
+]

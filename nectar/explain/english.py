@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from nectar.policy import ir
 from nectar.policy.format import format_expr, format_field, format_literal
 from nectar.policy.normalize import negate_atom, normalize
+from nectar.refinery import gostr
 
 # Readable names for the default aliases (README "Field aliases"); any other alias shows its name and fields.
 _ALIAS_LABELS = {
@@ -242,6 +243,66 @@ def _keys(keys: tuple[str, ...]) -> str:
     return _join(list(keys), "and") if keys else "(no keys)"
 
 
+# Refinery's defaults for the interval settings a sentence names (SEMANTICS.md 1.3; a zero duration is the default
+# too): ClearFrequency 30s, UpdateFrequency 1s, LookbackFrequency 30 x UpdateFrequency.
+_DEFAULT_CLEAR_NS = 30 * 10**9
+_DEFAULT_UPDATE_NS = 10**9
+_DEFAULT_LOOKBACK_UPDATES = 30
+
+
+def _ns(settings: dict[str, ir.SettingValue], key: str) -> int:
+    value = settings.get(key)
+    return (gostr.parse_duration(value) or 0) if isinstance(value, str) else 0
+
+
+def _duration(ns: int) -> str:
+    """A Go duration in words: ``500 ms``, ``30 s``, ``1 min 30 s``, ``2 h``."""
+    if ns < 10**9:
+        return f"{ns / 10**6:g} ms"
+    hours, rest = divmod(ns, 3600 * 10**9)
+    minutes, rest = divmod(rest, 60 * 10**9)
+    parts = [f"{hours} h"] * (hours > 0) + [f"{minutes} min"] * (minutes > 0) + [f"{rest / 10**9:g} s"] * (rest > 0)
+    return " ".join(parts)
+
+
+def _stateful(action: ir.StatefulAction, some: str) -> str:
+    """A dynamic(...) or throughput(...) action, per kind (ir.SAMPLERS), with the settings that shape it."""
+    keys, n, kind = _keys(action.keys), action.goal, action.spec.kind
+    settings = dict(action.settings)
+    if isinstance(action, ir.DynamicAction):
+        if kind is ir.SamplerVariant.CLASSIC:
+            clear = _duration(_ns(settings, "ClearFrequency") or _DEFAULT_CLEAR_NS)
+            return (
+                f"Samples {some} with Refinery's classic dynamic sampler: about 1 in {n:,} overall, per combination "
+                f"of {keys}, with rates recomputed every {clear} from the previous interval's counts, keeping rare "
+                "combinations more often than common ones"
+            )
+        return (
+            f"Samples {some} with Refinery's EMA dynamic sampler: about 1 in {n:,} overall, per combination "
+            f"of {keys}, keeping rare combinations more often than common ones"
+        )
+    # Refinery: with UseClusterSize the goal is divided by the number of nodes (a goal for the whole cluster)
+    where = "across the whole cluster" if settings.get("UseClusterSize") is True else "on each Refinery node"
+    if kind is ir.SamplerVariant.WINDOWED:
+        update = _ns(settings, "UpdateFrequency") or _DEFAULT_UPDATE_NS
+        lookback = _ns(settings, "LookbackFrequency") or _DEFAULT_LOOKBACK_UPDATES * update
+        return (
+            f"Samples {some} with Refinery's windowed throughput sampler, aiming at {n:,} kept per second {where} "
+            f"over a {_duration(lookback)} lookback (rates updated every {_duration(update)}), shared across the "
+            f"combinations of {keys}"
+        )
+    if kind is ir.SamplerVariant.TOTAL:
+        clear = _duration(_ns(settings, "ClearFrequency") or _DEFAULT_CLEAR_NS)
+        return (
+            f"Samples {some} with Refinery's total throughput sampler (deprecated in Refinery), aiming at {n:,} "
+            f"kept per second {where}, with rates recomputed every {clear}, shared across the combinations of {keys}"
+        )
+    return (
+        f"Samples {some} with Refinery's EMA throughput sampler, aiming at {n:,} kept per second {where}, shared "
+        f"across the combinations of {keys}"
+    )
+
+
 def describe_action(action: ir.Action, every: str, some: str) -> str:
     """The action as a sentence without the final period. ``every`` names the traces as "every trace ...",
     ``some`` as "the traces ..." (for "1 in N of the traces ...")."""
@@ -254,16 +315,8 @@ def describe_action(action: ir.Action, every: str, some: str) -> str:
             if rate <= 1:
                 return f"Keeps {every}"
             return f"Keeps 1 in {rate:,}, at random, of {some}"
-        case ir.DynamicAction(goal_rate=rate, keys=keys):
-            return (
-                f"Samples {some} with Refinery's EMA dynamic sampler: about 1 in {rate:,} overall, per combination "
-                f"of {_keys(keys)}, keeping rare combinations more often than common ones"
-            )
-        case ir.ThroughputAction(per_second=n, keys=keys):
-            return (
-                f"Samples {some} with Refinery's EMA throughput sampler, aiming at {n:,} kept per second, shared "
-                f"across the combinations of {_keys(keys)}"
-            )
+        case ir.DynamicAction() | ir.ThroughputAction():
+            return _stateful(action, some)
         case ir.DeterministicAction(rate=rate):
             return f"Keeps 1 in {rate:,} of {some}, chosen by a hash of the trace id (the same traces on every node)"
     raise TypeError(f"cannot describe {type(action).__name__}")  # pragma: no cover

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import polars as pl
 
 from nectar.prove.core import ProofReport, read_must_keep_ids
+from nectar.refinery.model import SamplerKind
 
 NO_RULE = "(no rule)"
 
@@ -24,7 +25,8 @@ class Fate:
     label: str  # "error traces", "class 'checkouts'" (a must-keep class), "ids in must-keep.txt"
     definition: str  # the match expression ("" for the ids file)
     traces: int
-    rows: tuple[tuple[str, str, int, int], ...]  # (policy rule or NO_RULE, keep, rate, traces), in rule order
+    # (policy rule or NO_RULE, keep, rate, traces), in rule order; rate 0: a stateful sampler's (it varies)
+    rows: tuple[tuple[str, str, int, int], ...]
 
 
 def trace_fates(report: ProofReport) -> tuple[Fate, ...]:
@@ -45,7 +47,9 @@ def trace_fates(report: ProofReport) -> tuple[Fate, ...]:
 
 
 def _fate(label: str, text: str, sub: pl.DataFrame, origin: dict[int, str], order: dict[str, int]) -> Fate:
-    counts = sub.group_by("rule_index", "keep", "rate").agg(pl.len().alias("n")).to_dicts()
+    stateful = pl.col("sampler").is_in(list(SamplerKind.STATEFUL)).fill_null(False)
+    rate = pl.when(stateful).then(pl.lit(0, dtype=pl.UInt64)).otherwise(pl.col("rate")).alias("rate")
+    counts = sub.group_by("rule_index", "keep", rate).agg(pl.len().alias("n")).to_dicts()
     merged: dict[tuple[str, str, int], int] = {}
     for c in counts:
         name = NO_RULE if c["rule_index"] is None else origin[c["rule_index"]]
@@ -63,6 +67,8 @@ def fate_phrase(f: Fate) -> str:
             parts.append(f"{name} keeps {n:,}")
         elif keep == "false":
             parts.append(f"{name} drops {n:,}")
+        elif rate == 0:
+            parts.append(f"{name} samples {n:,} (a stateful sampler: its rate depends on traffic)")
         else:
             parts.append(f"{name} samples {n:,} (1 in {rate:,})")
     return ", ".join(parts)

@@ -10,12 +10,13 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import polars as pl
 
 from nectar.corpus.layout import ARRIVAL, PARENT_ID, TRACE_ID, Corpus, ValueType
 from nectar.engine.decision import keep_probabilities
+from nectar.engine.stateful import SamplerRun
 from nectar.explain.english import describe_rule
 from nectar.explain.fates import Fate, fate_phrase
 from nectar.policy.format import format_action, format_expr
@@ -23,6 +24,9 @@ from nectar.prove.checks import CheckResult, verdict
 from nectar.prove.core import ProofReport
 from nectar.refinery.emit import emit_rules, scalar
 from nectar.refinery.model import Condition, Operator, Rule, RulesBasedSampler, RulesFile, SamplerConfig
+
+if TYPE_CHECKING:
+    from nectar.diff.model import DiffReport
 
 DURATION_FIELD = "duration_ms"
 BINS_PER_DECADE = 5
@@ -125,6 +129,8 @@ class Explanation:
     policy_caveats: tuple[Caveat, ...]
     latency: Histogram | None
     fates: tuple[Fate, ...] = ()  # error traces and must-keep classes, by deciding rule
+    samplers: tuple[SamplerRun, ...] = ()  # each stateful sampler's replay over the corpus
+    against: DiffReport | None = None  # `--against OLD`: what changes from OLD to this policy (nectar.diff)
 
     def check(self, name: str) -> CheckResult | None:
         return next((c for c in self.checks if c.name == name), None)
@@ -371,6 +377,7 @@ def build_explanation(
         policy_caveats=tuple(policy_caveats),
         latency=latency_histogram(report.corpus, dec) if latency else None,
         fates=fates,
+        samplers=report.samplers,
     )
 
 
@@ -456,6 +463,13 @@ def summary_lines(ex: Explanation) -> list[str]:
                 f"Budget: {rate}, against a budget of {fmt_num(ex.budget_per_second)}/s: {fmt_pct(use)} of the "
                 f"budget ({fmt_pct(up)} at the upper bound)."
             )
+    for run in ex.samplers:
+        who = ", ".join(run.rules) or "the top-level sampler"
+        lines.append(
+            f"Stateful sampler {run.kind} ({who}): replayed over the corpus, it gave {plural(run.traces, 'trace')} "
+            f"over {plural(run.keys, 'key')} a rate of {fmt_num(run.mean_rate)} on average (weighted by spans); "
+            f"{run.note}."
+        )
     fates = {f.label: f for f in ex.fates}
     err = ex.check("errors")
     if err is not None:

@@ -10,6 +10,16 @@ from html import escape
 
 import matplotlib
 
+from nectar.diff.phrases import (
+    REASON_NOTE,
+    SYMBOLIC_NOTE,
+    at_risk_line,
+    budget_note,
+    budget_rows,
+    reason_text,
+    summary,
+    symbolic_line,
+)
 from nectar.explain.charts import all_charts
 from nectar.explain.model import (
     KEEP_LABELS,
@@ -138,6 +148,58 @@ def _checks(ex: Explanation) -> str:
     return "\n".join(rows)
 
 
+def _table(head: list[str], rows: list[list[str]], numeric_from: int) -> str:
+    """A table of escaped cells; columns from ``numeric_from`` on are numbers (right-aligned)."""
+
+    def cls(i: int) -> str:
+        return " class='num'" if i >= numeric_from else ""
+
+    out = ["<table><tr>" + "".join(f"<th{cls(i)}>{_e(h)}</th>" for i, h in enumerate(head)) + "</tr>"]
+    out += ["<tr>" + "".join(f"<td{cls(i)}>{c}</td>" for i, c in enumerate(r)) + "</tr>" for r in rows]
+    return "\n".join(out) + "</table>"
+
+
+def _against(ex: Explanation) -> str:
+    """``--against OLD``: the diff from OLD to this policy (the before/after chart is with the other charts)."""
+    d = ex.against
+    if d is None:
+        return ""
+    parts = [f"<h2 id='against'>Changes against <code>{_e(d.old_label)}</code></h2>", f"<p>{_e(summary(d))}</p>"]
+    c = d.corpus
+    if c is not None:
+        parts.append("<h3>Decision changes on the corpus</h3>")
+        if c.transitions:
+            rows = [
+                [f"<code>{_e(t.old.who())}</code>", _e(t.old.outcome()), f"<code>{_e(t.new.who())}</code>",
+                 _e(t.new.outcome()), fmt_num(t.traces), fmt_num(t.spans)]
+                for t in c.transitions
+            ]  # fmt: skip
+            parts.append(_table(["old rule", "old outcome", "new rule", "new outcome", "traces", "spans"], rows, 4))
+        else:
+            parts.append(f"<p>None: all {c.traces:,} traces are decided as before.</p>")
+        parts.append("<h3>Budget</h3>")
+        parts.append(_table(["", "old", "new", "change"], [[_e(x) for x in r] for r in budget_rows(c)], 1))
+        parts.append(f"<p class='meta'>{_e(budget_note(c))}</p>")
+        parts.append("<h3>Error and must-keep traces</h3>")
+        parts.append('<ul class="summary">' + "".join(f"<li>{_e(at_risk_line(a))}</li>" for a in c.at_risk) + "</ul>")
+        if c.reason_only:
+            rows = [[f"<code>{_e(reason_text(x))}</code>", fmt_num(x.traces), fmt_num(x.spans)] for x in c.reason_only]
+            parts.append(
+                f"<details><summary>Reason-only changes: {c.reason_only_traces:,} traces</summary>"
+                f"<p>{_e(REASON_NOTE)}</p>{_table(['old reason -> new reason', 'traces', 'spans'], rows, 1)}</details>"
+            )
+    parts.append("<h3>For all traces (symbolic)</h3>")
+    parts.append(f"<p>{_e(symbolic_line(d))}</p>")
+    if d.symbolic is not None and d.symbolic.witnesses:
+        parts.append(f"<p class='meta'>{_e(SYMBOLIC_NOTE)}</p><ol>")
+        for w in d.symbolic.witnesses:
+            risk = f" <strong>At risk: {_e(', '.join(w.at_risk))}.</strong>" if w.at_risk else ""
+            shape = w.shape(lambda text: f"<code>{_e(text)}</code>")
+            parts.append(f"<li>{shape}{_e(w.change())}.{risk}</li>")
+        parts.append("</ol>")
+    return "\n".join(parts)
+
+
 def render_html(ex: Explanation) -> str:
     """The whole page (deterministic: same explanation, same bytes)."""
     verdict, verdict_text = ex.outcome, ex.verdict
@@ -163,6 +225,7 @@ def render_html(ex: Explanation) -> str:
     parts.append('<ul class="summary">' + "".join(f"<li>{_e(s)}</li>" for s in summary_lines(ex)) + "</ul>")
     parts.append(_checks(ex))
     parts.append(_caveats(ex.policy_caveats))
+    parts.append(_against(ex))
     parts.append("<h2>Charts</h2>")
     parts.append('<div class="charts">')
     for ch in charts:

@@ -129,6 +129,10 @@ def render_md(ex: Explanation) -> str:
     out.append("")
     if ex.policy_caveats:
         out += ["Caveats:", "", *_caveats(ex.policy_caveats), ""]
+    if ex.against is not None:
+        from nectar.diff.render_md import sections  # the diff's own Markdown, one heading level down
+
+        out += [f"### Changes against {md_code(ex.against.old_label)}", "", *sections(ex.against, level=4)]
     out += ["### Rules, in evaluation order", "", md_text(ORDER_NOTE), ""]
     out += _rules_table(ex)
     out.append("")

@@ -157,6 +157,13 @@ def render_text(ex: Explanation, color: bool = False, width: int = 120) -> str:
         con.print()
         con.print(Text("Caveats", style="bold underline"))
         _caveats(con, ex.policy_caveats, 2)
+    if ex.against is not None:
+        from nectar.diff.render_text import sections  # the diff's own text (80 columns), inside the report
+
+        con.print()
+        con.print(Text(f"Changes against {ex.against.old_label}", style="bold underline"))
+        for line in sections(ex.against):
+            con.print(Text(line))
     con.print()
     con.print(Text("Rules, in evaluation order", style="bold underline"))
     con.print(Padding(_rules_table(ex), (0, 0, 0, 2)))

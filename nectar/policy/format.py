@@ -130,12 +130,8 @@ def format_action(action: ir.Action) -> str:
             return "drop"
         case ir.SampleAction():
             return f"sample({action.written})"
-        case ir.DynamicAction():
-            extra = _settings("dynamic", action.settings)
-            return f"dynamic(rate={action.goal_rate}, keys=({_keys(action.keys)}){extra})"
-        case ir.ThroughputAction():
-            extra = _settings("throughput", action.settings)
-            return f"throughput(per_second={action.per_second}, keys=({_keys(action.keys)}){extra})"
+        case ir.DynamicAction() | ir.ThroughputAction():
+            return _stateful(action)
         case ir.DeterministicAction():
             return f"deterministic(rate={action.rate})"
     raise TypeError(f"cannot format {type(action).__name__}")  # pragma: no cover
@@ -144,8 +140,17 @@ def format_action(action: ir.Action) -> str:
 _KEY_NAME = re.compile(r"[A-Za-z_@][A-Za-z0-9_@\-]*(\.[A-Za-z0-9_@\-]+)*")
 
 
-def _settings(action: str, settings: tuple[tuple[str, ir.SettingValue], ...]) -> str:
-    names = {key: arg for arg, (key, _) in ir.SAMPLER_SETTINGS[action].items()}
+def _stateful(action: ir.StatefulAction) -> str:
+    """``dynamic(rate=N, keys=(...), kind=K, <settings>)``; the default kind (``ema``) is not written."""
+    spec = action.spec
+    out = [f"{spec.goal_arg}={action.goal}", f"keys=({_keys(action.keys)})"]
+    if spec.kind is not ir.sampler_kinds(spec.action)[0]:
+        out.append(f"kind={spec.kind}")
+    return f"{spec.action}({', '.join(out)}{_settings(spec, action.settings)})"
+
+
+def _settings(spec: ir.SamplerSpec, settings: tuple[tuple[str, ir.SettingValue], ...]) -> str:
+    names = {key: arg for arg, (key, _) in spec.settings.items()}
     out = []
     for key, value in settings:
         if isinstance(value, bool):

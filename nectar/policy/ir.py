@@ -8,11 +8,13 @@ A match expression is a tree of :data:`Expr` nodes. Atoms (:class:`Compare`, :cl
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from dataclasses import field as dc_field
 from enum import StrEnum
 
 from nectar.errors import Span
+from nectar.refinery.model import SamplerKind
 
 
 class LitKind(StrEnum):
@@ -180,6 +182,14 @@ Atom = Compare | InList | StringOp | Exists | HasRoot
 Expr = Compare | InList | StringOp | Exists | HasRoot | Const | And | Or | Not | SpanGroup
 ATOM_TYPES = (Compare, InList, StringOp, Exists, HasRoot)
 
+# How deeply a match expression may nest (every `(`, `span(` and `not` opens a level) and a policy file's TOON
+# structure may indent. Every stage after the parser (formatter, normalizer, lowering, prover, explain) walks the IR
+# recursively; under Python's default recursion limit (1000 frames) the weakest, the formatter, fails at about 75
+# levels of the densest nesting, `span(a or b and span(...))` (three IR levels per opening). 32 leaves room for the
+# caller's own frames. Deeper input is refused where it is parsed (nectar/policy/expr.py, nectar/policy/toon.py)
+# with a positioned error, never a RecursionError.
+MAX_NESTING = 32
+
 
 # ---------------------------------------------------------------------------------------------------- actions
 
@@ -205,9 +215,40 @@ class SampleAction:
 
 SettingValue = str | int | float | bool
 
-# Optional sampler settings of dynamic(...) and throughput(...): argument name -> (Refinery key, kind). Kinds:
-# ``duration`` (a Go duration, written 30s or 1m30s), ``int`` (whole number >= 0), ``float``, ``unit`` (a float
-# from 0 to 1), ``bool`` (true/false). Refinery's defaults apply to the ones not written (SEMANTICS.md 1.3).
+
+class SamplerVariant(StrEnum):
+    """Which Refinery sampler a ``dynamic(...)`` or ``throughput(...)`` action is (its ``kind=`` argument)."""
+
+    EMA = "ema"  # the default, never written by the formatter
+    CLASSIC = "classic"
+    WINDOWED = "windowed"
+    TOTAL = "total"
+
+
+@dataclass(frozen=True, slots=True)
+class SamplerSpec:
+    """One Refinery stateful sampler as a policy action: ``action(goal_arg=N, keys=(...), kind=K, <settings>)``.
+
+    ``refinery`` is the sampler type Refinery knows, ``goal_key`` the Refinery key of the goal argument, and
+    ``settings`` the optional settings: argument name -> (Refinery key, value kind), in rulesMeta.yaml's order.
+    Value kinds: ``duration`` (a Go duration, written 30s or 1m30s), ``int`` (whole number >= 0), ``float``,
+    ``unit`` (a float from 0 to 1), ``bool`` (true/false). Refinery's defaults apply to the settings not written
+    (SEMANTICS.md 1.3).
+    """
+
+    action: str
+    kind: SamplerVariant
+    refinery: str
+    goal_arg: str
+    goal_key: str
+    settings: Mapping[str, tuple[str, str]]
+
+    @property
+    def label(self) -> str:
+        """``dynamic(kind=classic)``, ``throughput(kind=ema)``: the action and kind, for messages."""
+        return f"{self.action}(kind={self.kind})"
+
+
 _EMA_SETTINGS = {
     "adjustment_interval": ("AdjustmentInterval", "duration"),
     "weight": ("Weight", "unit"),
@@ -217,41 +258,110 @@ _EMA_SETTINGS = {
     "max_keys": ("MaxKeys", "int"),
     "use_trace_length": ("UseTraceLength", "bool"),
 }
-SAMPLER_SETTINGS: dict[str, dict[str, tuple[str, str]]] = {
-    "dynamic": _EMA_SETTINGS,
-    "throughput": {
-        "use_cluster_size": ("UseClusterSize", "bool"),
-        "initial_sample_rate": ("InitialSampleRate", "int"),
-        **_EMA_SETTINGS,
-    },
+_KEYS_SETTINGS = {"max_keys": ("MaxKeys", "int"), "use_trace_length": ("UseTraceLength", "bool")}
+_CLUSTER = {"use_cluster_size": ("UseClusterSize", "bool")}
+_CLEAR = {"clear_frequency": ("ClearFrequency", "duration")}
+
+# The one table of stateful sampler actions: (action, kind) -> the Refinery sampler it is. The parser, the
+# formatter, the lowering and import all read it. The first kind of each action is its default.
+SAMPLERS: dict[tuple[str, SamplerVariant], SamplerSpec] = {
+    (spec.action, spec.kind): spec
+    for spec in (
+        SamplerSpec("dynamic", SamplerVariant.EMA, SamplerKind.EMA_DYNAMIC, "rate", "GoalSampleRate", _EMA_SETTINGS),
+        SamplerSpec(
+            "dynamic", SamplerVariant.CLASSIC, SamplerKind.DYNAMIC, "rate", "SampleRate", {**_CLEAR, **_KEYS_SETTINGS}
+        ),
+        SamplerSpec(
+            "throughput",
+            SamplerVariant.EMA,
+            SamplerKind.EMA_THROUGHPUT,
+            "per_second",
+            "GoalThroughputPerSec",
+            {**_CLUSTER, "initial_sample_rate": ("InitialSampleRate", "int"), **_EMA_SETTINGS},
+        ),
+        SamplerSpec(
+            "throughput",
+            SamplerVariant.WINDOWED,
+            SamplerKind.WINDOWED_THROUGHPUT,
+            "per_second",
+            "GoalThroughputPerSec",
+            {
+                **_CLUSTER,
+                "update_frequency": ("UpdateFrequency", "duration"),
+                "lookback_frequency": ("LookbackFrequency", "duration"),
+                **_KEYS_SETTINGS,
+            },
+        ),
+        SamplerSpec(
+            "throughput",
+            SamplerVariant.TOTAL,
+            SamplerKind.TOTAL_THROUGHPUT,
+            "per_second",
+            "GoalThroughputPerSec",
+            {**_CLUSTER, **_CLEAR, **_KEYS_SETTINGS},
+        ),
+    )
 }
+# Optional settings per (action, kind), from :data:`SAMPLERS`.
+SAMPLER_SETTINGS: dict[tuple[str, SamplerVariant], Mapping[str, tuple[str, str]]] = {
+    k: spec.settings for k, spec in SAMPLERS.items()
+}
+
+
+def sampler_kinds(action: str) -> tuple[SamplerVariant, ...]:
+    """The kinds an action takes (``dynamic``: ema, classic), the default first."""
+    return tuple(kind for a, kind in SAMPLERS if a == action)
 
 
 @dataclass(frozen=True, slots=True)
 class DynamicAction:
-    """``dynamic(rate=N, keys=(...))``: Refinery's EMADynamicSampler (GoalSampleRate, FieldList).
+    """``dynamic(rate=N, keys=(...), kind=K)``: Refinery's EMADynamicSampler (``kind=ema``, the default;
+    GoalSampleRate, FieldList) or DynamicSampler (``kind=classic``; SampleRate, FieldList).
 
-    ``settings`` holds the optional settings written (``SAMPLER_SETTINGS["dynamic"]``) as (Refinery key, value)
-    in that table's order.
+    ``settings`` holds the optional settings written (``SAMPLER_SETTINGS["dynamic", kind]``) as (Refinery key,
+    value) in that table's order.
     """
 
     goal_rate: int
     keys: tuple[str, ...]
     span: Span | None = dc_field(default=None, compare=False)
     settings: tuple[tuple[str, SettingValue], ...] = ()
+    kind: SamplerVariant = SamplerVariant.EMA
+
+    @property
+    def goal(self) -> int:
+        return self.goal_rate
+
+    @property
+    def spec(self) -> SamplerSpec:
+        return SAMPLERS["dynamic", self.kind]
 
 
 @dataclass(frozen=True, slots=True)
 class ThroughputAction:
-    """``throughput(per_second=N, keys=(...))``: Refinery's EMAThroughputSampler (GoalThroughputPerSec).
+    """``throughput(per_second=N, keys=(...), kind=K)``: Refinery's EMAThroughputSampler (``kind=ema``, the
+    default), WindowedThroughputSampler (``kind=windowed``) or TotalThroughputSampler (``kind=total``); all
+    GoalThroughputPerSec and FieldList.
 
-    ``settings`` as for :class:`DynamicAction` (``SAMPLER_SETTINGS["throughput"]``).
+    ``settings`` as for :class:`DynamicAction` (``SAMPLER_SETTINGS["throughput", kind]``).
     """
 
     per_second: int
     keys: tuple[str, ...]
     span: Span | None = dc_field(default=None, compare=False)
     settings: tuple[tuple[str, SettingValue], ...] = ()
+    kind: SamplerVariant = SamplerVariant.EMA
+
+    @property
+    def goal(self) -> int:
+        return self.per_second
+
+    @property
+    def spec(self) -> SamplerSpec:
+        return SAMPLERS["throughput", self.kind]
+
+
+StatefulAction = DynamicAction | ThroughputAction
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,12 +18,14 @@ How Refinery constructs map to the policy language:
   ``matches``; ``exists``/``not-exists`` -> ``exists(f)``/``not exists(f)``;
 * ``SampleRate: 1`` -> ``keep``; ``N > 1`` -> ``sample(1/N)``; ``Drop: true``, and a rule without a positive
   SampleRate (Refinery drops what it matches, SEMANTICS.md 2.8) -> ``drop``; ``Sampler`` -> ``dynamic(...)``,
-  ``throughput(...)`` or ``deterministic(...)`` when it has only the settings those actions write;
+  ``throughput(...)`` (``kind=`` from the sampler type: ``ir.SAMPLERS``) or ``deterministic(...)`` when it has
+  only the settings those actions write;
 * a condition without ``Operator`` never matches, so its rule never matches -> ``false`` (kept, with a note); an
   invalid ``Scope`` makes Refinery match every trace -> ``true`` (with a note); ``has-root-span`` in span scope
   never matches -> ``false``;
-* a top-level ``DeterministicSampler`` -> one catch-all ``deterministic(rate=N)`` rule (compiled back to a
-  top-level DeterministicSampler).
+* a top-level sampler (``DeterministicSampler``, ``DynamicSampler``, ``EMADynamicSampler``, ``EMAThroughputSampler``,
+  ``WindowedThroughputSampler``, ``TotalThroughputSampler``) -> one catch-all rule with that action (compiled back to
+  the same top-level sampler, :func:`nectar.compile.rules_for`).
 
 * comparisons Refinery runs untyped (no ``Datatype``; Datatype bool with ``>``...; a Value that does not convert to
   the Datatype, SEMANTICS.md 2.6, 2.8) -> ``untyped(field op value)`` with the Value's own YAML type;
@@ -31,7 +33,7 @@ How Refinery constructs map to the policy language:
   optional settings (``adjustment_interval=30s``, ``weight=0.5``, ``use_cluster_size=true``...).
 
 Refused, with the reason: ``Fields`` lists without a matching alias (the hint gives the ``[aliases]`` line),
-strings against fields known to hold numbers, Windowed/Total/Classic dynamic samplers, ``CheckNestedFields: true``,
+strings against fields known to hold numbers, sampler settings the action cannot write, ``CheckNestedFields: true``,
 comparisons without a Value or with a list Value, and fields rules cannot see (``trace.parent_id``...).
 """
 
@@ -50,7 +52,7 @@ from nectar.policy.expr import parse_expr, standalone_origin
 from nectar.policy.format import format_action, format_policy
 from nectar.policy.load import parse_action, parse_policy
 from nectar.policy.lower import lower_clause
-from nectar.policy.normalize import normalize
+from nectar.policy.normalize import Clause, normalize
 from nectar.refinery import gostr
 from nectar.refinery.loader import RulesPositions, load_rules_with_positions
 from nectar.refinery.model import (
@@ -64,6 +66,7 @@ from nectar.refinery.model import (
     RulesFile,
     Sampler,
     SamplerKind,
+    nested_deterministic_valid,
 )
 
 _NAME = re.compile(r"[A-Za-z_@][A-Za-z0-9_@\-]*(\.[A-Za-z0-9_@\-]+)*")
@@ -72,15 +75,11 @@ _KEYWORDS = frozenset(
      "has_root", "span_count", "untyped"}
 )  # fmt: skip
 _CMP = {Operator.EQ: "==", Operator.NE: "!=", Operator.GT: ">", Operator.GE: ">=", Operator.LT: "<", Operator.LE: "<="}
-_ACTION_OF = {SamplerKind.EMA_DYNAMIC: "dynamic", SamplerKind.EMA_THROUGHPUT: "throughput"}
+# Refinery sampler type -> the policy action (and kind) that writes it: the one table, ir.SAMPLERS.
+_SPEC_OF = {spec.refinery: spec for spec in ir.SAMPLERS.values()}
 _FLOAT_SETTINGS = frozenset(
     key for table in ir.SAMPLER_SETTINGS.values() for key, kind in table.values() if kind in ("float", "unit")
 )
-_ACTION_PARAMS = {
-    SamplerKind.EMA_DYNAMIC: ("GoalSampleRate", "FieldList"),
-    SamplerKind.EMA_THROUGHPUT: ("GoalThroughputPerSec", "FieldList"),
-    SamplerKind.DETERMINISTIC: ("SampleRate",),
-}
 
 
 class Refused(Exception):
@@ -167,12 +166,17 @@ def rule_meaning(rule: Rule) -> tuple[Any, ...] | None:
     return (scope if conds else "trace", meanings, _action_meaning(rule))
 
 
+def sampler_meaning(s: Sampler) -> tuple[Any, ...]:
+    """A sampler's type and settings; equal meanings sample the same (Refinery reads a float setting written as an
+    int, ``Weight: 1``, as that float)."""
+    params = {k: float(v) if k in _FLOAT_SETTINGS and isinstance(v, int) else v for k, v in s.params.items()}
+    return ("sampler", s.kind, tuple(sorted((k, repr(v)) for k, v in params.items())))
+
+
 def _action_meaning(rule: Rule) -> tuple[Any, ...]:
     s = rule.sampler
     if s is not None:
-        # Refinery reads a float setting written as an int (Weight: 1) as that float
-        params = {k: float(v) if k in _FLOAT_SETTINGS and isinstance(v, int) else v for k, v in s.params.items()}
-        return ("sampler", s.kind, tuple(sorted((k, repr(v)) for k, v in params.items())))
+        return sampler_meaning(s)
     if rule.drops:
         return ("drop",)
     return ("rate", rule.sample_rate)
@@ -327,14 +331,16 @@ class _Lifter:
         return "keep" if rule.sample_rate == 1 else f"sample(1/{rule.sample_rate})"
 
     def sampler_action(self, s: Sampler) -> str:
-        allowed = _ACTION_PARAMS.get(s.kind)
-        if allowed is None:
+        """The action that writes sampler ``s``: ``dynamic(...)``/``throughput(...)`` of the kind ir.SAMPLERS
+        gives for its type, or ``deterministic(...)``; refused when it sets what the action cannot write."""
+        spec = _SPEC_OF.get(s.kind)
+        if spec is None and s.kind != SamplerKind.DETERMINISTIC:
+            kinds = ", ".join(f"{x.refinery} = {x.action}(kind={x.kind})" for x in ir.SAMPLERS.values())
             raise Refused(
-                f"the {s.kind} has no policy action (the actions are dynamic = EMADynamicSampler, throughput = "
-                "EMAThroughputSampler, deterministic = DeterministicSampler)"
-            )
-        action = _ACTION_OF.get(s.kind, "deterministic")
-        table = {key: (arg, kind) for arg, (key, kind) in ir.SAMPLER_SETTINGS.get(action, {}).items()}
+                f"the {s.kind} has no policy action (the actions are {kinds}, DeterministicSampler = deterministic)"
+            )  # pragma: no cover - every sampler type Refinery 3.2.2 validates has one
+        allowed = (spec.goal_key, "FieldList") if spec is not None else ("SampleRate",)
+        table = {key: (arg, kind) for arg, (key, kind) in spec.settings.items()} if spec is not None else {}
         extra = sorted(k for k in s.params if k not in allowed and k not in table)
         if extra:
             raise Refused(
@@ -342,16 +348,17 @@ class _Lifter:
                 f"{', '.join([*allowed, *table])}); importing without them would change how Refinery samples",
                 "remove those settings from the rules file if Refinery's defaults are acceptable, and import again",
             )
-        settings = ""
-        for key, (arg, kind) in table.items():
-            if key in s.params:
-                settings += f", {arg}={self.setting(key, kind, s.params[key])}"
-        keys = ", ".join(k if _NAME.fullmatch(str(k)) else self.literal(str(k)) for k in s.field_list)
-        if s.kind == SamplerKind.EMA_DYNAMIC:
-            return f"dynamic(rate={s.params.get('GoalSampleRate')}, keys=({keys}){settings})"
-        if s.kind == SamplerKind.EMA_THROUGHPUT:
-            return f"throughput(per_second={s.params.get('GoalThroughputPerSec')}, keys=({keys}){settings})"
-        return f"deterministic(rate={s.params.get('SampleRate')})"
+        if spec is None:
+            return f"deterministic(rate={s.params.get('SampleRate')})"
+        args = [f"{spec.goal_arg}={s.params.get(spec.goal_key)}"]
+        args.append(
+            "keys=(" + ", ".join(k if _NAME.fullmatch(str(k)) else self.literal(str(k)) for k in s.field_list) + ")"
+        )
+        args.append(f"kind={spec.kind}")  # the formatter leaves the default kind out
+        args += [
+            f"{arg}={self.setting(key, kind, s.params[key])}" for key, (arg, kind) in table.items() if key in s.params
+        ]
+        return f"{spec.action}({', '.join(args)})"
 
     @staticmethod
     def setting(key: str, kind: str, value: Any) -> str:
@@ -399,10 +406,13 @@ def lift_sampler(
     aliases: Mapping[str, tuple[str, ...]],
     positions: RulesPositions | None = None,
     env: str = "__default__",
+    nested_deterministic: bool = False,
 ) -> tuple[list[tuple[str, str, str, str]], list[str]]:
     """The policy rules (name, description, match, action) for a RulesBasedSampler, in order, and notes.
 
-    Raises an :class:`ErrorGroup` of every rule that cannot be lifted exactly, each positioned in the rules file.
+    ``nested_deterministic``: the Refinery version accepts a rule's DeterministicSampler (after 3.2.2), so it lifts
+    to ``deterministic(rate=N)`` (which compiles back for that version). Raises an :class:`ErrorGroup` of every rule
+    that cannot be lifted exactly, each positioned in the rules file.
     """
     if sampler.check_nested_fields:
         span = positions.span(env) if positions else None
@@ -420,7 +430,7 @@ def lift_sampler(
         try:
             m = lifter.match(rule, notes, label)
             a = lifter.action(rule, notes, label)
-            check_rule(rule, m, a, aliases)
+            check_rule(rule, m, a, aliases, nested_deterministic)
         except Refused as exc:
             span = positions.span(env, i) if positions else None
             errors.append(NectarError(f"{label} cannot be imported exactly: {exc.reason}", span, exc.hint))
@@ -463,24 +473,27 @@ def lift_sampler(
     return out, notes
 
 
-def check_rule(rule: Rule, match: str, action: str, aliases: Mapping[str, tuple[str, ...]]) -> None:
+def check_rule(
+    rule: Rule, match: str, action: str, aliases: Mapping[str, tuple[str, ...]], nested_deterministic: bool = False
+) -> None:
     """Parse the lifted rule back, lower it, and require the same meaning as the original (else :class:`Refused`)."""
     try:
         expr = parse_expr(match, standalone_origin(match, "<imported match>"), aliases).expr
         clauses = normalize(expr)
         act = parse_action(action)
     except NectarError as exc:
-        raise Refused(f"its policy form `{match}` is not valid: {exc.message}", exc.hint) from None
+        raise Refused(f"its policy form `{match}` -> `{action}` is not valid: {exc.message}", exc.hint) from None
     want = rule_meaning(rule)
     if want is None:
         if clauses:
             raise Refused(f"internal: a never-matching rule lifted to `{match}`")  # pragma: no cover
         return
-    if isinstance(act, ir.DeterministicAction):
+    if isinstance(act, ir.DeterministicAction) and not nested_deterministic:
         raise Refused(
             "a downstream DeterministicSampler is rejected by Refinery 3.2.2's validator (refinery#1857) and "
             "has no compilable policy form",
-            "use SampleRate (random) or a top-level DeterministicSampler",
+            "use SampleRate (random) or a top-level DeterministicSampler; or set refinery.version in nectar.toml "
+            "if your Refinery is newer than 3.2.2",
         )
     lowered = [lower_clause("x", c, act) for c in clauses]
     got = [rule_meaning(r) for r in lowered]
@@ -488,6 +501,20 @@ def check_rule(rule: Rule, match: str, action: str, aliases: Mapping[str, tuple[
         raise Refused(
             f"its policy form `{match}` -> `{format_action(act)}` does not lower to the same Refinery rule"
         )  # pragma: no cover - a bug in lifting, caught here rather than shipped
+
+
+def lift_top_level(sampler: Sampler, aliases: Mapping[str, tuple[str, ...]]) -> str:
+    """The action of the catch-all rule that stands for a top-level ``sampler``, checked like a rule: parsed back,
+    lowered, and required to give the same sampler (else :class:`Refused`)."""
+    action = _Lifter(aliases).sampler_action(sampler)
+    try:
+        act = parse_action(action)
+    except NectarError as exc:
+        raise Refused(f"its policy form `{action}` is not valid: {exc.message}", exc.hint) from None
+    lowered = lower_clause("x", Clause("trace", ()), act).sampler
+    if lowered is None or sampler_meaning(lowered) != sampler_meaning(sampler):
+        raise Refused(f"its policy form `{action}` does not lower to the same sampler")  # pragma: no cover
+    return action
 
 
 def _policy_text(name: str, rows: Sequence[tuple[str, str, str, str]]) -> str:
@@ -510,7 +537,8 @@ def import_rules(path: Path, env: str, config: Config, name: str | None = None) 
     Raises :class:`NectarError` (exit 2) for a file Refinery would reject, an unknown environment, or anything
     without an exact policy form (every such rule reported, with its position and the reason).
     """
-    rules_file, positions = load_rules_with_positions(path)
+    nested = nested_deterministic_valid(config.refinery_version)
+    rules_file, positions = load_rules_with_positions(path, accept_downstream_deterministic=nested)
     if env not in rules_file.samplers:
         known = ", ".join(sorted(rules_file.samplers))
         raise NectarError(f"no environment {env!r} in {path}", hint=f"the file has: {known}")
@@ -535,27 +563,25 @@ def lift_rules_file(
                      "its order, which is imported")  # fmt: skip
     span = positions.span(env) if positions else None
     if isinstance(choice, RulesBasedSampler):
-        rows, more = lift_sampler(choice, config.aliases, positions, env)
+        nested = nested_deterministic_valid(config.refinery_version)
+        rows, more = lift_sampler(choice, config.aliases, positions, env, nested)
         notes += more
         if not rows:
             notes.append("the RulesBasedSampler has no rules, so Refinery keeps every trace: lifted as `true` -> keep")
             rows = [("rest", "no rule matched: Refinery keeps the trace", "true", "keep")]
-    elif isinstance(choice, Sampler) and choice.kind == SamplerKind.DETERMINISTIC:
-        rate = choice.params.get("SampleRate")
-        if not isinstance(rate, int) or isinstance(rate, bool) or rate < 1:
-            raise NectarError(f"the DeterministicSampler's SampleRate {rate!r} has no policy form", span)
-        extra = sorted(k for k in choice.params if k != "SampleRate")
-        if extra:
-            raise NectarError(f"the DeterministicSampler sets {', '.join(extra)}, which a policy cannot write", span)
-        desc = "imported from a top-level DeterministicSampler"
-        rows = [("deterministic", desc, "true", f"deterministic(rate={rate})")]
     elif isinstance(choice, Sampler):
-        raise NectarError(
-            f"environment {env!r} uses a top-level {choice.kind}, which has no exact policy form",
-            span,
-            "a policy is a RulesBasedSampler (or one top-level DeterministicSampler); put the sampler in a catch-all "
-            "rule's Sampler block if that is acceptable, and import again",
-        )
+        # A top-level sampler is a policy whose only rule is a catch-all with that action, which `nectar compile`
+        # writes back as the same top-level sampler (nectar.compile.rules_for).
+        try:
+            action = lift_top_level(choice, config.aliases)
+        except Refused as exc:
+            raise NectarError(
+                f"environment {env!r}: the top-level {choice.kind} cannot be imported exactly: {exc.reason}",
+                span,
+                exc.hint,
+            ) from None
+        name_of = _SPEC_OF[choice.kind].action if choice.kind in _SPEC_OF else "deterministic"
+        rows = [(name_of, f"imported from a top-level {choice.kind}", "true", action)]
     else:
         raise NectarError(f"environment {env!r} names no sampler Refinery knows", span)
     text = _policy_text(name, rows)

@@ -12,7 +12,7 @@ policy exists. Choices (README "Match expressions"):
   duration ``float``, quoted ``string``, ``true``/``false`` ``bool``;
 * ``ends_with "x"`` is ``matches "<QuoteMeta(x)>$"`` (Refinery has no ends-with; RE2's ``$`` is end of text);
 * ``keep`` is ``SampleRate: 1``, ``drop`` is ``Drop: true``, ``sample(P)`` is ``SampleRate: round(1/P)``, and the
-  sampler actions are downstream ``Sampler`` blocks.
+  sampler actions are downstream ``Sampler`` blocks (the sampler type per action and kind: ``ir.SAMPLERS``).
 """
 
 from __future__ import annotations
@@ -125,16 +125,10 @@ def lower_action(action: ir.Action) -> dict[str, object]:
             return {"drop": True}
         case ir.SampleAction():
             return {"sample_rate": action.rate}
-        case ir.DynamicAction():
-            params = {"GoalSampleRate": action.goal_rate, "FieldList": list(action.keys), **dict(action.settings)}
-            return {"samplers": (Sampler(SamplerKind.EMA_DYNAMIC, params),)}
-        case ir.ThroughputAction():
-            params = {
-                "GoalThroughputPerSec": action.per_second,
-                "FieldList": list(action.keys),
-                **dict(action.settings),
-            }
-            return {"samplers": (Sampler(SamplerKind.EMA_THROUGHPUT, params),)}
+        case ir.DynamicAction() | ir.ThroughputAction():
+            spec = action.spec  # ir.SAMPLERS: which Refinery sampler, and the key of its goal
+            params = {spec.goal_key: action.goal, "FieldList": list(action.keys), **dict(action.settings)}
+            return {"samplers": (Sampler(spec.refinery, params),)}
         case ir.DeterministicAction():
             return {"samplers": (Sampler(SamplerKind.DETERMINISTIC, {"SampleRate": action.rate}),)}
     raise AssertionError(action)  # pragma: no cover

@@ -224,9 +224,11 @@ def explain_action(a: ir.Action) -> str:
         case ir.SampleAction():
             return f"Keeps 1 in {a.rate} of"
         case ir.DynamicAction():
-            return f"Samples (dynamic, goal 1 in {a.goal_rate} per {', '.join(a.keys)})"
+            kind = "dynamic" if a.kind == ir.SamplerVariant.EMA else f"{a.kind} dynamic"
+            return f"Samples ({kind}, goal 1 in {a.goal_rate} per {', '.join(a.keys)})"
         case ir.ThroughputAction():
-            return f"Samples (about {a.per_second}/s per {', '.join(a.keys)})"
+            kind = "" if a.kind == ir.SamplerVariant.EMA else f"{a.kind} throughput, "
+            return f"Samples ({kind}about {a.per_second}/s per {', '.join(a.keys)})"
         case ir.DeterministicAction():
             return f"Keeps 1 in {a.rate} (by trace id) of"
     return format_action(a)  # pragma: no cover

@@ -18,9 +18,9 @@ events in expectation, with variance ``n^2 p (1-p)`` (a random ``SampleRate`` N 
 per trace). Over the corpus: ``E = sum(n p)``, ``V = sum(n^2 p (1-p))``. The corpus holds one trace in ``s`` of real
 traffic (``s`` = sample rate of the corpus) over a window of ``w`` seconds, so real traffic has ``s`` times as many
 independent traces: expected events/s ``= s E / w``, and the one-sided 95% upper bound is
-``(s E + 1.645 sqrt(s V)) / w``. Stateful samplers use approximations: ``dynamic(rate=N)`` keeps about 1 in N
-(p = 1/N, its goal); ``throughput(per_second=G)`` keeps at most G events/s of the traffic it decides (its decided
-events/s, capped at G, with no variance counted).
+``(s E + 1.645 sqrt(s V)) / w``. A trace a stateful sampler (``dynamic``, ``throughput``) decides is kept with
+p = 1/rate at the rate Refinery's sampler would give it, replayed over the corpus in decision order
+(:mod:`nectar.engine.stateful`); its random draw counts in the variance like any other.
 """
 
 from __future__ import annotations
@@ -193,7 +193,6 @@ def budget_figures(
     p: pl.Series,
     window: float,
     sample_rate: float,
-    throughput_caps: dict[int, float] | None = None,
 ) -> BudgetFigures:
     """Expected kept events/s and its one-sided 95% upper bound (see the module docstring)."""
     n = decisions.get_column("spans").cast(pl.Float64)
@@ -205,12 +204,4 @@ def budget_figures(
         return BudgetFigures(None, None, e_corpus, window, sample_rate)
     expected = sample_rate * e_corpus / window
     upper = (sample_rate * e_corpus + Z95 * math.sqrt(sample_rate * v_corpus)) / window
-    if throughput_caps:
-        idx = decisions.get_column("rule_index")
-        for i, cap in sorted(throughput_caps.items()):
-            mask = idx == i
-            decided_eps = sample_rate * float(n.filter(mask).sum() or 0.0) / window
-            capped = min(decided_eps, cap)
-            expected += capped - sample_rate * float(kept.filter(mask).sum() or 0.0) / window
-            upper += capped - sample_rate * float(kept.filter(mask).sum() or 0.0) / window
     return BudgetFigures(expected, upper, e_corpus, window, sample_rate)

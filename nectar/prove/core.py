@@ -9,6 +9,7 @@ one of its keep-rules matches) rides along as probe rules that only report match
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -19,7 +20,7 @@ from nectar.corpus.layout import TRACE_ID, Corpus, ValueType
 from nectar.engine.api import DEFAULT_ENGINE, evaluate_with_probes
 from nectar.engine.decision import keep_probability
 from nectar.engine.replay import ReplayInput, build_report
-from nectar.errors import NectarError
+from nectar.errors import NectarError, Span
 from nectar.policy import ir
 from nectar.policy.expr import parse_expr, standalone_origin
 from nectar.policy.format import format_expr
@@ -36,9 +37,10 @@ from nectar.prove.checks import (
 )
 from nectar.prove.lints import CorpusLint, corpus_lints
 from nectar.prove.waivers import Waivers
-from nectar.refinery.model import Condition, Rule, SamplerKind
+from nectar.refinery.model import Condition, Rule
 
 if TYPE_CHECKING:  # z3 loads only when the symbolic pass runs
+    from nectar.engine.stateful import SamplerRun
     from nectar.prove.symbolic import SymbolicReport
 
 MUST_KEEP_FILE = "must-keep.txt"
@@ -83,6 +85,8 @@ class ProofReport:
     # trace it decides), none does (refuted: shadowed, or matching nothing) or unknown; every witness as JSON lines.
     symbolic_rules: dict[str, SymbolicResult] = field(default_factory=dict)
     witnesses: tuple[str, ...] = ()
+    # What each stateful sampler's replay over the corpus did (its rates are in ``decisions``).
+    samplers: tuple[SamplerRun, ...] = ()
 
     @property
     def passed(self) -> bool:
@@ -232,8 +236,22 @@ def read_must_keep_ids(corpus: Corpus) -> list[str] | None:
     path = corpus.root / MUST_KEEP_FILE
     if not path.exists():
         return None
+    try:
+        raw = path.read_bytes()
+        content = raw.decode("utf-8")
+    except OSError as exc:
+        raise NectarError(f"cannot read {path}: {exc.strerror or exc}") from None
+    except UnicodeDecodeError as exc:
+        lineno = raw[: exc.start].count(b"\n") + 1
+        col = exc.start - (raw.rfind(b"\n", 0, exc.start) + 1) + 1
+        shown = raw.decode("utf-8", errors="replace")
+        raise NectarError(
+            f"{MUST_KEEP_FILE} is not UTF-8 text (byte 0x{raw[exc.start]:02x})",
+            Span(str(path), lineno, col, 1, shown),
+            "write one trace id per line, as UTF-8",
+        ) from None
     ids = []
-    for line in path.read_text(encoding="utf-8").splitlines():
+    for line in content.splitlines():
         text = line.split("#", 1)[0].strip()
         if text:
             ids.append(text)
@@ -268,7 +286,7 @@ def prove_policy(
     ]
     probes, groups = _predicate_probes(preds)
     # One engine pass: the policy's rules decide, the predicates' rules only report whether they match.
-    result, pm = evaluate_with_probes(lowered.sampler, probes, corpus, engine=engine)
+    result, pm = evaluate_with_probes(lowered.sampler, probes, corpus, engine=engine, cluster_size=config.cluster_size)
     dec = result.decisions
     replay = build_report(ReplayInput(rules_file, policy.path or "<policy>", corpus, None, engine), None, result)
     if pm.height != dec.height:  # the same engine frame, sorted by trace id: only the count can differ
@@ -279,26 +297,27 @@ def prove_policy(
         hits.append(hit.to_series() if isinstance(hit, pl.DataFrame) else hit)
 
     p = dec.select(keep_probability()).to_series()
+    # Kept for sure: only an always-keep decision. A stateful sampler's trace is sampled even where its replayed
+    # rate is 1: that rate depends on traffic, so it promises nothing.
+    always = dec.get_column("keep") == "true"
     examples = _Examples(corpus, dec, lowered, max_examples)
     origins = pl.Series([o.policy_rule for o in lowered.origins], dtype=pl.String)
     waivers = Waivers(policy.accept, origins.gather(dec.get_column("rule_index")))
     checks = [
         _check_fallback(lowered, dec, examples),
-        _check_errors(err_text, dec, p, hits[0], examples, _expr_fields(err_expr), waivers),
-        _check_must_keep(policy, corpus, dec, p, hits[1:], examples, waivers),
+        _check_errors(err_text, dec, always, hits[0], examples, _expr_fields(err_expr), waivers),
+        _check_must_keep(policy, corpus, dec, always, hits[1:], examples, waivers),
     ]
-    throughput_caps = {
-        i: float(r.sampler.goal_throughput or 0)
-        for i, r in enumerate(lowered.sampler.rules)
-        if r.sampler is not None and r.sampler.kind == SamplerKind.EMA_THROUGHPUT
-    }
-    budget = budget_figures(dec, p, corpus.manifest.window_seconds, corpus.manifest.sample_rate, throughput_caps)
+    budget = budget_figures(dec, p, corpus.manifest.window_seconds, corpus.manifest.sample_rate)
     checks.append(_check_budget(policy, budget, dec.height))
     # The one place where each check's verdict over all possible traces joins its corpus verdict, by check name.
     symbolic: dict[str, SymbolicResult] = {}
     sym = None
     if solver_timeout_ms is not None:
-        sym = _prove_symbolic(lowered, waivers, preds, probes, groups, solver_timeout_ms)
+        # A rule that decides a corpus trace is reachable: that trace, decided by the engine, is the proof.
+        first = dec.filter(pl.col("rule_index").is_not_null()).group_by("rule_index").agg(pl.col("trace_id").min())
+        decided_by = {int(i): str(t) for i, t in first.iter_rows()}
+        sym = _prove_symbolic(lowered, waivers, preds, probes, groups, solver_timeout_ms, decided_by)
         symbolic = sym.checks
     checks = [dataclasses.replace(c, symbolic=symbolic[c.name]) if c.name in symbolic else c for c in checks]
     lints = corpus_lints(policy, lowered, corpus, replay)
@@ -306,6 +325,7 @@ def prove_policy(
         policy, lowered, corpus, engine, checks, lints, replay, budget, err_text, dec, strict, tuple(hits),
         waivers=waivers.uses(), warnings=tuple(waivers.warnings()),
         symbolic_rules=sym.rules if sym else {}, witnesses=tuple(sym.witness_lines()) if sym else (),
+        samplers=result.samplers,
     )  # fmt: skip
 
 
@@ -316,6 +336,7 @@ def _prove_symbolic(
     probes: tuple[Rule, ...],
     groups: list[list[int]],
     timeout_ms: int,
+    decided_by: Mapping[int, str] | None = None,
 ) -> SymbolicReport:
     """The checks over every possible trace, on the same compiled rules and predicate probes as the corpus pass. A
     waiver (``accept``) takes its rule's violations out of the search, as it takes them out of the corpus check."""
@@ -331,7 +352,7 @@ def _prove_symbolic(
         return Probe(label, tuple(probes[i] for i in group), waived)
 
     made_probes = [made(p, g) for p, g in zip(preds, groups, strict=True)]
-    return prove_symbolic(lowered.sampler, made_probes[0], made_probes[1:], timeout_ms)
+    return prove_symbolic(lowered.sampler, made_probes[0], made_probes[1:], timeout_ms, decided_by)
 
 
 def _check_fallback(lowered: LoweredPolicy, dec: pl.DataFrame, examples: _Examples) -> CheckResult:
@@ -376,14 +397,14 @@ def _waived_text(uses: tuple[WaiverUse, ...]) -> str:
 def _check_errors(
     err_text: str,
     dec: pl.DataFrame,
-    p: pl.Series,
+    always: pl.Series,
     hit: pl.Series,
     examples: _Examples,
     fields: list[str],
     waivers: Waivers,
 ) -> CheckResult:
     declared = int(hit.sum())
-    lost_mask = hit & (p < 1.0)
+    lost_mask = hit & ~always
     waived_mask, uses = waivers.split(lost_mask, [(("errors",), hit)])
     failing = dec.filter(lost_mask & ~waived_mask).get_column("trace_id").to_list()
     n_lost, n_waived = int(lost_mask.sum()), int(waived_mask.sum())
@@ -429,7 +450,7 @@ def _check_must_keep(
     policy: ir.Policy,
     corpus: Corpus,
     dec: pl.DataFrame,
-    p: pl.Series,
+    always: pl.Series,
     hits: list[pl.Series],
     examples: _Examples,
     waivers: Waivers,
@@ -455,12 +476,12 @@ def _check_must_keep(
         declared = declared | h
     fields = [f for m in policy.must_keep for f in _expr_fields(m.match)]
     n_declared = int(declared.sum())
-    lost_mask = declared & (p < 1.0)
+    lost_mask = declared & ~always
     waived_mask, uses = waivers.split(lost_mask, parts)
     failing = dec.filter(lost_mask & ~waived_mask).get_column("trace_id").to_list()
     n_lost, n_waived = int(lost_mask.sum()), int(waived_mask.sum())
     per_class = {
-        m.name: {"declared": int(h.sum()), "kept": int((h & (p >= 1.0)).sum())}
+        m.name: {"declared": int(h.sum()), "kept": int((h & always).sum())}
         for m, h in zip(policy.must_keep, hits, strict=True)
     }
     empty = [m.name for m in policy.must_keep if per_class[m.name]["declared"] == 0]

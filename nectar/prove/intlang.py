@@ -51,8 +51,8 @@ def _any(n: int) -> z3.ReRef:
 
 def _ge(s: str) -> z3.ReRef:
     """Digit strings of ``len(s)`` that are >= ``s``."""
-    if not s:
-        return _lit("")
+    if not s.strip("0"):  # "" or all zeros: every digit string of that length
+        return _any(len(s))
     d = int(s[0])
     parts = [_cat(_lit(s[0]), _ge(s[1:]))]
     if d < 9:
@@ -62,8 +62,8 @@ def _ge(s: str) -> z3.ReRef:
 
 def _le(s: str) -> z3.ReRef:
     """Digit strings of ``len(s)`` that are <= ``s``."""
-    if not s:
-        return _lit("")
+    if not s.strip("9"):  # "" or all nines: every digit string of that length
+        return _any(len(s))
     d = int(s[0])
     parts = [_cat(_lit(s[0]), _le(s[1:]))]
     if d > 0:
@@ -78,6 +78,8 @@ def _same_len(x: str, y: str) -> z3.ReRef:
     if x[0] == y[0]:
         return _cat(_lit(x[0]), _same_len(x[1:], y[1:]))
     a, b = int(x[0]), int(y[0])
+    if not x[1:].strip("0") and not y[1:].strip("9"):  # [a-b] then any digits: the common case, one node
+        return _cat(_digits(a, b), _any(len(x) - 1))
     parts = [_cat(_lit(x[0]), _ge(x[1:])), _cat(_lit(y[0]), _le(y[1:]))]
     if b - a > 1:
         parts.append(_cat(_digits(a + 1, b - 1), _any(len(x) - 1)))
@@ -85,9 +87,17 @@ def _same_len(x: str, y: str) -> z3.ReRef:
 
 
 def _positive(a: int, b: int) -> z3.ReRef:
-    """Canonical spellings of the integers in ``[a, b]``, ``1 <= a``."""
+    """Canonical spellings of the integers in ``[a, b]``, ``1 <= a``. The lengths whose every number is in range
+    are one node, ``[1-9][0-9]{m,n}``; only the two partial lengths at the ends are spelled out."""
+    la, lb = len(str(a)), len(str(b))
+    full = [n for n in range(la, lb + 1) if a <= 10 ** (n - 1) and 10**n - 1 <= b]
     parts = []
-    for n in range(len(str(a)), len(str(b)) + 1):
+    if full:
+        lo_n, hi_n = full[0], full[-1]
+        parts.append(_cat(z3.Range("1", "9"), z3.Loop(_digit(), lo_n - 1, hi_n - 1) if hi_n > 1 else _lit("")))
+    for n in range(la, lb + 1):
+        if n in full:
+            continue
         lo, hi = max(a, 10 ** (n - 1)), min(b, 10**n - 1)
         if lo <= hi:
             parts.append(_same_len(str(lo), str(hi)))

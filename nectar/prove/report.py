@@ -52,6 +52,7 @@ def to_json(report: ProofReport) -> dict[str, Any]:
             "expected_kept_spans": _r(b.expected_kept_spans),
         },
         "totals": report.replay["totals"],
+        "samplers": [run.to_json() for run in report.samplers],
         "lints": [lint.to_json() for lint in report.lints],
     }
 
@@ -167,6 +168,8 @@ def render_text(report: ProofReport, color: bool = False, width: int = 120) -> s
         f"({100 * totals['keep_fraction']:.2f}% of spans)",
         markup=False,
     )
+    for run in report.samplers:  # the rates of stateful samplers are replayed, and where they started matters
+        con.print(f"  {run.note}", markup=False)
     if report.lints:
         con.print("\nLints:", markup=False)
         for lint in report.lints:

@@ -38,6 +38,7 @@ A witness is never trusted on the solver's word: the reference engine decides it
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import time
@@ -51,6 +52,7 @@ import z3
 from nectar.corpus.layout import PARENT_ID, ValueType
 from nectar.engine.decision import keep_probabilities
 from nectar.engine.lowering import (
+    NO_MATCH,
     TRUE_STRINGS,
     Cmp,
     Const,
@@ -63,6 +65,7 @@ from nectar.engine.lowering import (
     StrTest,
     View,
     plan_sampler,
+    sampler_outcome,
 )
 from nectar.engine.plan import (
     HAS_ROOT,
@@ -93,7 +96,16 @@ from nectar.engine.reference import decide_trace, rule_matches
 from nectar.prove import intlang, regex_z3
 from nectar.prove.checks import BUDGET_NOT_SYMBOLIC, SymbolicResult
 from nectar.refinery import gostr
-from nectar.refinery.model import META_ROOT, ROOT_PREFIX, SIGNAL_TYPE, Datatype, Rule, RulesBasedSampler
+from nectar.refinery.model import (
+    META_ROOT,
+    ROOT_PREFIX,
+    SIGNAL_TYPE,
+    Datatype,
+    Rule,
+    RulesBasedSampler,
+    Sampler,
+    SamplerConfig,
+)
 
 DEFAULT_TIMEOUT_MS = 20_000  # the whole symbolic pass (every query shares it)
 KINDS = (ValueType.STR, ValueType.INT, ValueType.FLOAT, ValueType.BOOL, ValueType.JSON)
@@ -1108,11 +1120,15 @@ def _fmt_value(v: Any) -> str:
     return json.dumps(v)
 
 
-def _shape(spans: Sequence[dict[str, Any]]) -> str:
-    """A trace in words: its distinct spans' fields (ids left out)."""
+def _backticks(text: str) -> str:
+    return f"`{text}`"
+
+
+def _shape(spans: Sequence[dict[str, Any]], code: Callable[[str], str] = _backticks) -> str:
+    """A trace in words: its distinct spans' fields (ids left out), each ``field = value`` through ``code``."""
     seen: list[str] = []
     for s in spans:
-        fields = [f"`{k} = {_fmt_value(v)}`" for k, v in s.items() if not k.startswith("trace.")]
+        fields = [code(f"{k} = {_fmt_value(v)}") for k, v in s.items() if not k.startswith("trace.")]
         root = "" if s.get("trace.parent_id") else " (root)"
         text = ("a span " + " and ".join(fields) if fields else "a span with no fields") + root
         if text not in seen:
@@ -1131,10 +1147,14 @@ def prove_symbolic(
     errors: Probe | None,
     must_keep: Sequence[Probe],
     timeout_ms: int = DEFAULT_TIMEOUT_MS,
+    decided_by: Mapping[int, str] | None = None,
 ) -> SymbolicReport:
     """Every property over all possible traces (module docstring), within ``timeout_ms`` for the whole pass (the
     errors, then the must-keep classes, the fallback, each rule's reachability; what the time does not reach is
-    unknown, saying so). Never raises for a policy it cannot model: every verdict is then unknown with the reason."""
+    unknown, saying so). Never raises for a policy it cannot model: every verdict is then unknown with the reason.
+
+    ``decided_by``: rule index -> a corpus trace the engines decided with that rule. Reachability is existential,
+    so such a trace proves it without the solver (the verdict names the trace)."""
     start = time.perf_counter()
     probes = ([errors] if errors is not None else []) + list(must_keep)
     try:
@@ -1158,7 +1178,13 @@ def prove_symbolic(
         checks["must_keep"] = Verdict("skipped", "no must-keep classes")
     checks["fallback"] = prover.fallback()
     checks["budget"] = BUDGET_NOT_SYMBOLIC
-    rules = {r.name: prover.reachable(i) for i, r in enumerate(prover.rules)}
+    known = decided_by or {}
+    rules = {
+        r.name: (
+            Verdict("proved", f"decides corpus trace {known[i]}", rule=r.name) if i in known else prover.reachable(i)
+        )
+        for i, r in enumerate(prover.rules)
+    }
     return SymbolicReport(checks, rules, prover.checker.bound, time.perf_counter() - start, details)
 
 
@@ -1172,4 +1198,378 @@ def _combine(verdicts: list[Verdict], names: list[str]) -> Verdict:
     return Verdict("proved", "no trace of any shape drops a must-keep trace")
 
 
-__all__ = ["Probe", "SymbolicReport", "Verdict", "prove_symbolic"]
+# ---------------------------------------------------------------------------------------------------------------
+# Diff: the traces two samplers decide differently (``nectar diff``)
+#
+# One model: OLD's rules decide (the Checker's first ``n`` rules), NEW's rules and the probes follow as rules that
+# only match. Each side's choice is a rule index, or its length for "no rule matched" (or its top-level sampler,
+# which is then its only choice). The query "OLD takes choice i and NEW takes choice j" for every pair (i, j) whose
+# outcomes differ is asked as one disjunction; a witness is decided by the reference engine on both sides, which
+# names its pair; that pair leaves the disjunction and the query is asked again, until none is left (unsat at the
+# bound: no other kind of change exists) or the time or the witness count runs out.
+
+MAX_DIFF_WITNESSES = 16  # kinds of change listed before the search stops (the rest: "more may exist")
+MAX_CLASS_WITNESSES = 4  # per probe (error definition, must-keep class): witnesses whose keep probability drops
+
+
+@dataclass(frozen=True, slots=True)
+class SideOutcome:
+    """What one side does with a trace: the deciding rule (None: no rule matched, or the top-level sampler decides)
+    and its outcome. ``settings``: a stateful sampler's settings (JSON text); its rates depend on traffic, so two
+    stateful outcomes are the same only with the same kind and settings."""
+
+    rule: str | None
+    keep: str  # true | false | sampled | deterministic (a trace-id hash keeps 1 in rate)
+    rate: int
+    sampler: str | None = None
+    settings: str = ""
+
+    @property
+    def key(self) -> tuple[Any, ...]:
+        """Equal keys decide every trace alike (a dropped trace's rate and sampler are never seen)."""
+        if self.keep == "false":
+            return ("false",)
+        return (self.keep, self.rate, self.sampler or "", self.settings)
+
+    @property
+    def probability(self) -> float:
+        """The keep probability (a trace-id hash: 1/rate of trace ids; a stateful sampler: 1/its configured rate)."""
+        keep = "sampled" if self.keep == "deterministic" else self.keep
+        return keep_probabilities([(keep, self.rate)])[0]
+
+    def phrase(self) -> str:
+        """``kept by keep-errors``, ``sampled 1 in 20 by sample-cache``, ``dropped by probes``."""
+        if self.rule is not None:
+            who = f"by {self.rule}"
+        elif self.sampler is not None:
+            who = f"by the top-level {self.sampler}"
+        else:
+            who = "(no rule matched)"
+        if self.keep == "true":
+            return f"kept {who}"
+        if self.keep == "false":
+            return f"dropped {who}"
+        if self.keep == "deterministic":
+            return f"kept 1 in {self.rate} by trace-id hash {who}"
+        if self.sampler is not None:
+            return f"sampled {who} ({self.sampler}, configured rate {self.rate}, actual rate set by traffic)"
+        return f"sampled 1 in {self.rate} {who}"
+
+    def to_json(self, prefix: str) -> dict[str, Any]:
+        """Keep as ``nectar replay --per-trace`` writes it (true, false, "sampled"; or "deterministic")."""
+        keep = {"true": True, "false": False}.get(self.keep, self.keep)
+        return {f"{prefix}_rule": self.rule, f"{prefix}_keep": keep, f"{prefix}_rate": self.rate,
+                f"{prefix}_sampler": self.sampler}  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class DiffWitness:
+    """A trace (flat JSON spans, the ingest format) that OLD and NEW decide differently, confirmed by the reference
+    engine on both sides; ``classes``: the probes it satisfies (``errors``, must-keep classes)."""
+
+    old: SideOutcome
+    new: SideOutcome
+    spans: tuple[dict[str, Any], ...]
+    classes: tuple[str, ...] = ()
+
+    @property
+    def at_risk(self) -> tuple[str, ...]:
+        """The classes of this trace whose keep probability the change lowers."""
+        return self.classes if self.new.probability < self.old.probability else ()
+
+    def shape(self, code: Callable[[str], str] = _backticks) -> str:
+        """The trace in words (``a trace with a span `error = true` (root)``), each field through ``code``."""
+        return _shape(self.spans, code)
+
+    def change(self) -> str:
+        """``, an error trace, was kept by keep-errors and is now dropped by probes``."""
+        what = [
+            "an error trace" if c == "errors" else f"in must-keep class {c.removeprefix('must_keep:')}"
+            for c in self.classes
+        ]
+        classes = f", {' and '.join(what)}," if what else ""
+        return f"{classes} was {self.old.phrase()} and is now {self.new.phrase()}"
+
+    def description(self) -> str:
+        return self.shape() + self.change()
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            **self.old.to_json("old"),
+            **self.new.to_json("new"),
+            "description": self.description(),
+            "classes": list(self.classes),
+            "at_risk": list(self.at_risk),
+            "spans": list(self.spans),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class SymbolicDiff:
+    """``equivalent`` (no trace of any shape is decided differently), ``different`` (one witness per kind of
+    change: per pair of deciding rules, plus error and must-keep traces whose keep probability drops) or
+    ``unknown``; ``complete``: every kind of change is listed; ``reason`` says why not, or why unknown."""
+
+    status: str
+    reason: str
+    witnesses: tuple[DiffWitness, ...] = ()
+    complete: bool = False
+    bound: int = 0
+    seconds: float = 0.0
+
+    def at_risk(self, prefix: str) -> list[DiffWitness]:
+        """Witnesses of a class whose name starts with ``prefix`` (``errors``, ``must-keep``) whose keep probability
+        drops."""
+        return [w for w in self.witnesses if any(c.startswith(prefix) for c in w.at_risk)]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "status": self.status,
+            "reason": self.reason,
+            "complete": self.complete,
+            "bound": self.bound,
+            "witnesses": [w.to_json() for w in self.witnesses],
+        }
+
+
+def _side_outcome(rule: str | None, o: Outcome, s: Sampler | None) -> SideOutcome:
+    settings = json.dumps(dict(s.params), sort_keys=True, default=str) if s is not None and s.stateful else ""
+    return SideOutcome(rule, o.keep, o.rate, o.sampler, settings)
+
+
+def _diff_side(
+    sampler: SamplerConfig | RulesBasedSampler | Sampler,
+) -> tuple[tuple[Rule, ...], list[SideOutcome], bool]:
+    """A side's rules, its choices' outcomes (one per rule, then "no rule matched" or the top-level sampler) and
+    its CheckNestedFields."""
+    choice = sampler.choice if isinstance(sampler, SamplerConfig) else sampler
+    if isinstance(choice, RulesBasedSampler):
+        plan = plan_sampler(choice)
+        outs = [_side_outcome(rp.name, rp.outcome, r.sampler) for rp, r in zip(plan.rules, choice.rules, strict=True)]
+        return choice.rules, [*outs, SideOutcome(None, NO_MATCH.keep, NO_MATCH.rate)], choice.check_nested_fields
+    if isinstance(choice, Sampler):
+        return (), [_side_outcome(None, sampler_outcome(choice, ""), choice)], False
+    return (), [SideOutcome(None, NO_MATCH.keep, NO_MATCH.rate)], False
+
+
+Pair = tuple[int, int]
+
+
+class _DiffSearch:
+    def __init__(
+        self,
+        old: SamplerConfig | RulesBasedSampler | Sampler,
+        new: SamplerConfig | RulesBasedSampler | Sampler,
+        probes: Sequence[Probe],
+        timeout_ms: int,
+    ) -> None:
+        self.old, self.new, self.probes = old, new, list(probes)
+        o_rules, self.o_out, o_nested = _diff_side(old)
+        n_rules, self.n_out, n_nested = _diff_side(new)
+        self.no, self.nn = len(o_rules), len(n_rules)
+        # A rule's match depends only on its conditions and scope: NEW's rules and the probes that repeat an earlier
+        # rule's reuse its formula (a reordered or renamed rule costs the solver nothing).
+        rules: list[Rule] = list(o_rules)
+        seen: dict[Any, int] = {}
+        for k, r in enumerate(o_rules):
+            seen.setdefault(r.match_key, k)
+
+        def place(r: Rule) -> int:
+            key = r.match_key
+            if key not in seen:
+                seen[key] = len(rules)
+                rules.append(r)
+            return seen[key]
+
+        self.new_at = [place(r) for r in n_rules]  # NEW rule j's index in the model
+        self.groups: list[list[int]] = [[place(r) for r in p.rules] for p in self.probes]
+        self.pairs = [(i, j) for i in range(self.no + 1) for j in range(self.nn + 1)
+                      if self.o_out[i].key != self.n_out[j].key]  # fmt: skip
+        self.checker: Checker | None = None
+        if self.pairs:
+            plan = plan_sampler(RulesBasedSampler(tuple(rules), o_nested or n_nested))
+            self.checker = Checker(plan, self.no, _literals(rules), timeout_ms, _natural_kinds(rules))
+
+    # -- formulas ---------------------------------------------------------------------------------------------
+
+    def _none(self, m: TraceModel, count: int) -> z3.BoolRef:
+        return z3.And([z3.Not(m.matched[k]) for k in range(count)] or [z3.BoolVal(True)])
+
+    def _takes(self, m: TraceModel, pair: Pair) -> z3.BoolRef:
+        i, j = pair
+        old = m.decided(i) if i < self.no else self._none(m, self.no)
+        earlier = [z3.Not(m.matched[self.new_at[k]]) for k in range(min(j, self.nn))]
+        new = z3.And(m.matched[self.new_at[j]], *earlier) if j < self.nn else z3.And(earlier or [z3.BoolVal(True)])
+        return z3.And(old, new)
+
+    def goal(self, pairs: Sequence[Pair], probe: int | None = None) -> Callable[[TraceModel], z3.BoolRef]:
+        def make(m: TraceModel) -> z3.BoolRef:
+            some = z3.Or([self._takes(m, p) for p in pairs])
+            if probe is None:
+                return some
+            return z3.And(some, z3.Or([m.matched[k] for k in self.groups[probe]] or [z3.BoolVal(False)]))
+
+        return make
+
+    # -- witnesses --------------------------------------------------------------------------------------------
+
+    def classify(self, spans: tuple[dict[str, Any], ...]) -> Pair:
+        """The pair of choices the reference engine takes on each side."""
+        tid = spans[0]["trace.trace_id"]
+        o = decide_trace(self.old, tid, spans).rule_index
+        n = decide_trace(self.new, tid, spans).rule_index
+        return (self.no if o is None else o, self.nn if n is None else n)
+
+    def witness(self, pair: Pair, spans: tuple[dict[str, Any], ...]) -> DiffWitness:
+        tid = spans[0]["trace.trace_id"]
+        classes = tuple(
+            p.name for p in self.probes if p.rules and any(rule_matches(RulesBasedSampler(p.rules), tid, spans))
+        )
+        return DiffWitness(self.o_out[pair[0]], self.n_out[pair[1]], spans, classes)
+
+    def drops(self, pair: Pair) -> bool:
+        return self.n_out[pair[1]].probability < self.o_out[pair[0]].probability
+
+    def _find(self, pairs: list[Pair], probe: int | None, n: int) -> tuple[str, DiffWitness | None, Pair | None]:
+        """("sat", witness, pair) | ("unsat"|"unknown", None, None), with the reason in the first slot's place."""
+        assert self.checker is not None
+        got = self.checker.find(self.goal(pairs, probe))
+        if got.status != "sat":
+            return (got.status if got.status == "unsat" else got.reason), None, None
+        spans = _with_ids(got.spans, f"nectar-diff-witness-{n}")
+        pair = self.classify(spans)
+        if pair not in pairs:
+            o, nw = self.o_out[pair[0]], self.n_out[pair[1]]
+            return f"unconfirmed witness (the reference engine: {o.phrase()}, then {nw.phrase()})", None, None
+        w = self.witness(pair, spans)
+        if probe is not None and self.probes[probe].name not in w.classes:
+            return f"unconfirmed witness (not a {self.probes[probe].name} trace for the reference engine)", None, None
+        return "sat", w, pair
+
+    def label(self, pair: Pair) -> str:
+        """``keep-errors#1 -> drop-probes``."""
+
+        def who(o: SideOutcome) -> str:
+            return o.rule or (f"top-level {o.sampler}" if o.sampler else "(no rule)")
+
+        return f"{who(self.o_out[pair[0]])} -> {who(self.n_out[pair[1]])}"
+
+    def _find_within(
+        self, pairs: list[Pair], probe: int | None, n: int, share: float
+    ) -> tuple[str, DiffWitness | None, Pair | None]:
+        """:meth:`_find` with at most ``share`` of the time left, so that the rest stays for later queries."""
+        checker = self.checker
+        assert checker is not None
+        deadline = checker.deadline
+        now = time.monotonic()
+        checker.deadline = now + (deadline - now) * share
+        try:
+            status, w, pair = self._find(pairs, probe, n)
+        finally:
+            checker.deadline = deadline
+        if status == checker._out_of_time() and time.monotonic() < deadline:
+            status = f"not decided within its share of the {checker.timeout_ms / 1000:g} s (--solver-timeout)"
+        return status, w, pair
+
+    def _enumerate(self) -> tuple[dict[Pair, DiffWitness], list[Pair], str]:
+        """A witness per pair of choices, one disjunction at a time, until none is left. Returns the witnesses, the
+        pairs left undecided and why (empty: every pair is decided)."""
+        found: dict[Pair, DiffWitness] = {}
+        remaining = list(self.pairs)
+        stop = f"the search stops after {MAX_DIFF_WITNESSES} kinds of change"
+        while remaining:
+            if len(found) >= MAX_DIFF_WITNESSES:
+                return found, remaining, stop
+            # half the time left at most: if the disjunction is undecided, the pairs one by one get the rest
+            status, w, pair = self._find_within(remaining, None, len(found) + 1, 0.5 if len(remaining) > 1 else 1.0)
+            if status == "unsat":
+                return found, [], ""
+            if w is None or pair is None:
+                if len(remaining) == 1 or status.startswith("unconfirmed"):
+                    return found, remaining, status
+                break
+            found[pair] = w
+            remaining.remove(pair)
+        # The disjunction is undecided (say, a float threshold compared two ways): each pair on its own, so that
+        # what can be decided is, and what cannot is named. Each pair gets an equal share of the time left (what a
+        # quick pair leaves over goes to the next ones), so that one hard pair does not starve the others.
+        undecided: list[tuple[Pair, str]] = []
+        for k, pair in enumerate(remaining):
+            if len(found) >= MAX_DIFF_WITNESSES:
+                undecided.append((pair, stop))
+                continue
+            status, w, _ = self._find_within([pair], None, len(found) + 1, 1 / (len(remaining) - k))
+            if w is not None:
+                found[pair] = w
+            elif status != "unsat":
+                undecided.append((pair, status))
+        by: dict[str, list[str]] = {}
+        for pair, reason in undecided:
+            by.setdefault(reason, []).append(self.label(pair))
+        why = "; ".join(f"undecided {', '.join(pairs)}: {reason}" for reason, pairs in by.items())
+        return found, [p for p, _ in undecided], why
+
+    def run(self) -> SymbolicDiff:
+        if self.checker is None:
+            return SymbolicDiff("equivalent", "both sides give every trace the same outcome", complete=True)
+        found, undecided, why = self._enumerate()
+        complete = not why
+        # Error and must-keep traces: can one take a path on which its keep probability drops?
+        candidates = list(found) + undecided
+        extra: list[tuple[Pair, DiffWitness]] = []
+        for c, probe in enumerate(self.probes):
+            todo = [p for p in candidates if self.drops(p) and not (p in found and probe.name in found[p].classes)]
+            for _ in range(MAX_CLASS_WITNESSES):
+                if not todo or not probe.rules:
+                    break
+                status, w, pair = self._find(todo, c, len(found) + len(extra) + 1)
+                if status == "unsat":
+                    break
+                if w is None or pair is None:
+                    why = why or f"{probe.name}: {status}"
+                    complete = False
+                    break
+                extra.append((pair, w))
+                todo.remove(pair)
+        witnesses = list(found.items()) + extra  # in the order found (their trace ids number them)
+        out = tuple(w for _, w in witnesses)
+        bound = self.checker.bound
+        if out:
+            kinds = f"{len(found)} kind{'s' if len(found) != 1 else ''} of change"
+            more = "every kind of change is listed" if complete else f"more may exist: {why}"
+            return SymbolicDiff("different", f"{kinds} ({bound} spans suffice); {more}", out, complete, bound)
+        if complete:
+            return SymbolicDiff("equivalent", f"no trace of any shape is decided differently ({bound} spans suffice)",
+                                (), True, bound)  # fmt: skip
+        return SymbolicDiff("unknown", why, (), False, bound)
+
+
+def diff_symbolic(
+    old: SamplerConfig | RulesBasedSampler | Sampler,
+    new: SamplerConfig | RulesBasedSampler | Sampler,
+    probes: Sequence[Probe] = (),
+    timeout_ms: int = DEFAULT_TIMEOUT_MS,
+) -> SymbolicDiff:
+    """Which traces OLD and NEW decide differently, over every possible trace (see the comment above
+    :data:`MAX_DIFF_WITNESSES`), within ``timeout_ms`` for the whole search. ``probes`` (the error definition,
+    must-keep classes): each witness says which it satisfies, and for each probe the search looks for a trace of
+    it whose keep probability drops. A top-level sampler is its side's only choice (a catch-all). Never raises
+    for rules it cannot model: the status is then unknown with the reason."""
+    start = time.perf_counter()
+    try:
+        result = _DiffSearch(old, new, probes, timeout_ms).run()
+    except _Unmodelled as exc:
+        result = SymbolicDiff("unknown", str(exc))
+    return dataclasses.replace(result, seconds=time.perf_counter() - start)
+
+
+__all__ = [
+    "DiffWitness",
+    "Probe",
+    "SideOutcome",
+    "SymbolicDiff",
+    "SymbolicReport",
+    "Verdict",
+    "diff_symbolic",
+    "prove_symbolic",
+]

@@ -67,6 +67,32 @@ def go_v_float(f: float) -> str:
     return sign + "0." + "0" * (-x - 1) + digits
 
 
+def format_float_f(f: float) -> str:
+    """``strconv.FormatFloat(f, 'f', -1, 64)``: shortest round-trip digits, never an exponent (``1e+06`` is
+    ``1000000``, ``1e-07`` is ``0.0000001``); ``NaN``, ``+Inf``, ``-Inf``; ``-0`` keeps its sign."""
+    if math.isnan(f):
+        return "NaN"
+    if math.isinf(f):
+        return "+Inf" if f > 0 else "-Inf"
+    sign = "-" if math.copysign(1.0, f) < 0 else ""
+    if f == 0:
+        return sign + "0"
+    d = decimal.Decimal(repr(abs(f)))
+    text = format(d, "f")
+    if "." in text:
+        text = text.rstrip("0").rstrip(".")
+    return sign + text
+
+
+def key_string(value: Any) -> str:
+    """How Refinery's trace key writes a span value (``sample/trace_key.go`` ``AddAsString``): strings as they
+    are, ints in decimal, floats with :func:`format_float_f` (not ``%v``), bools, ``<nil>``, anything else
+    ``%v``."""
+    if isinstance(value, float):
+        return format_float_f(value)
+    return go_v(value)
+
+
 def go_v(value: Any) -> str:
     """Go ``fmt.Sprintf("%v", value)`` for a span or rule value (Refinery ``convertToString``).
 

@@ -66,6 +66,22 @@ META_ROOT = "meta.refinery.root"
 SIGNAL_TYPE = "meta.signal_type"
 UINT64_MASK = 2**64 - 1  # Go's uint(SampleRate): a negative rate wraps
 
+# Refinery versions: Nectar reproduces 3.2.2 (SEMANTICS.md). What changed after it, where it changes validation or
+# decisions, is keyed on the version a project runs (nectar.toml refinery.version).
+REFINERY_VERSION = "3.2.2"
+_NESTED_DETERMINISTIC_AFTER = (3, 2, 2)  # refinery#1856: a rule's Sampler may be a DeterministicSampler
+
+
+def version_tuple(version: str) -> tuple[int, ...]:
+    """``"3.2.2"`` -> ``(3, 2, 2)`` (the config validates the form)."""
+    return tuple(int(p) for p in version.split("."))
+
+
+def nested_deterministic_valid(version: str) -> bool:
+    """Whether Refinery ``version`` validates a rule whose ``Sampler`` is a ``DeterministicSampler`` (refinery#1856,
+    released after 3.2.2; 3.2.2 runs such a rule only with ``--no-validate``)."""
+    return version_tuple(version) > _NESTED_DETERMINISTIC_AFTER
+
 
 @dataclass(frozen=True, slots=True)
 class Condition:
@@ -209,6 +225,12 @@ class Rule:
     def is_catch_all(self) -> bool:
         """True when the rule matches every trace: no conditions (or an invalid scope)."""
         return not self.conditions or self.effective_scope == "invalid"
+
+    @property
+    def match_key(self) -> tuple[Any, ...]:
+        """What decides whether the rule matches a trace (within one sampler): its scope and conditions. Rules with
+        equal keys match the same traces (``nectar diff`` evaluates them once)."""
+        return (self.effective_scope, self.conditions or ())
 
 
 @dataclass(frozen=True, slots=True)

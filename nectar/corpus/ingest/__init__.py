@@ -32,6 +32,7 @@ from nectar.corpus.ingest.sources import (
     reporting_progress,
 )
 from nectar.errors import NectarError
+from nectar.refinery.ids import DEFAULT_ID_FIELDS, IdFields
 from nectar.util import sha256_file
 
 _READER_MODULES = {
@@ -109,6 +110,7 @@ def ingest_paths(
     sample_rate: float | None = None,
     progress: Any = None,
     batch_spans: int | None = None,
+    id_fields: IdFields = DEFAULT_ID_FIELDS,
 ) -> IngestSummary:
     """Ingest span files into the corpus at ``corpus_dir`` (created if needed) and return what happened.
 
@@ -118,6 +120,10 @@ def ingest_paths(
     and reported (file and line); with ``strict`` the first one raises :class:`NectarError` instead. Either way
     a failed run leaves the corpus exactly as it was. ``sample_rate`` N records that the corpus holds 1 in N of
     real traffic. ``progress`` is an object with ``advance(bytes)`` (e.g. :func:`nectar.cli.common.progress`).
+    ``id_fields`` names the fields Refinery takes trace and parent ids from (``nectar.toml`` ``[refinery]
+    trace_id_fields``/``parent_id_fields``): the ones it consumes become core columns, hidden from rules, in every
+    format (:func:`nectar.corpus.ingest.builder.take_ids`); names other than the defaults are recorded in the
+    manifest's ingest options.
     """
     if fmt not in FORMAT_CHOICES:
         raise NectarError(f"unknown input format {fmt!r}", hint=f"choose one of: {', '.join(FORMAT_CHOICES)}")
@@ -131,7 +137,7 @@ def ingest_paths(
     before_traces = manifest.traces if manifest else 0
     summary = IngestSummary(corpus=str(corpus_dir))
     skips = Skips(strict=strict)
-    sink = SpanSink(batch_spans or BATCH_SPANS)
+    sink = SpanSink(batch_spans or BATCH_SPANS, id_fields)
     new_sources: list[dict[str, Any]] = []
 
     # Idempotency needs each source's SHA-256 before it is read, unless no ingested source has its size (equal
@@ -199,7 +205,10 @@ def ingest_paths(
             if sink.n:
                 yield sink.flush()
 
-        options = {"format": fmt, "strict": strict}
+        options: dict[str, Any] = {"format": fmt, "strict": strict}
+        if id_fields != DEFAULT_ID_FIELDS:
+            options["trace_id_fields"] = list(id_fields.trace)
+            options["parent_id_fields"] = list(id_fields.parent)
         if todo or manifest is None:
             new = store.append_tables(corpus_dir, batches(), new_sources, options, sample_rate)
         else:

@@ -28,8 +28,12 @@ from nectar.corpus.layout import (
 )
 from nectar.errors import NectarError, Span
 from nectar.refinery.gostr import INT64_MAX, INT64_MIN
+from nectar.refinery.ids import DEFAULT_ID_FIELDS, IdFields, consume_ids
 
 BATCH_SPANS = 100_000
+# Where the ``span_id`` core column comes from (the first non-empty string). Refinery knows no span id: these keys
+# stay ordinary fields that rules can see (SEMANTICS.md 2.1).
+SPAN_ID_KEYS = ("trace.span_id", "spanId")
 
 
 class _Null:
@@ -128,13 +132,53 @@ def _reason_kind(reason: str) -> str:
     return reason.split(":", 1)[0]
 
 
+def take_ids(fields: dict[str, Any], ids: IdFields) -> tuple[str, str | None, str | None]:
+    """The core ids of one event as Refinery receives it: ``(trace id, span id, parent id)``.
+
+    The keys Refinery consumes (:func:`nectar.refinery.ids.consume_ids`) are removed from ``fields``: rules cannot
+    see them. Everything else stays, ``trace.span_id`` and a ``null`` parent id included. Raises
+    :class:`RecordError` when no trace id results (Refinery would pass the event on unsampled, in no trace).
+    """
+    c = consume_ids(fields, ids)
+    trace = fields[c.trace_key] if c.trace_key is not None else ""
+    if not trace:
+        present = [k for k in ids.trace if k in fields and k not in c.keys]
+        raise RecordError(f"trace id not a string: {present[0]!r}" if present else "missing trace id")
+    parent = fields[c.parent_key] if c.parent_key is not None else None
+    span = None
+    for k in SPAN_ID_KEYS:
+        v = fields.get(k)
+        if v.__class__ is str and v:
+            span = v
+            break
+    for k in c.keys:
+        del fields[k]
+    return trace, span, parent
+
+
 class SpanSink:
-    """Accumulates spans column by column; :meth:`flush` gives one part-file table and its column map."""
+    """Accumulates spans column by column; :meth:`flush` gives one part-file table and its column map.
 
-    __slots__ = ("batch_spans", "cols", "n", "parents", "real_spans", "span_events", "span_ids", "timestamps", "traces")
+    ``ids`` names the fields Refinery takes trace and parent ids from (``nectar.toml`` ``[refinery]``); readers
+    turn events into core ids with :func:`take_ids` and it.
+    """
 
-    def __init__(self, batch_spans: int = BATCH_SPANS) -> None:
+    __slots__ = (
+        "batch_spans",
+        "cols",
+        "ids",
+        "n",
+        "parents",
+        "real_spans",
+        "span_events",
+        "span_ids",
+        "timestamps",
+        "traces",
+    )
+
+    def __init__(self, batch_spans: int = BATCH_SPANS, ids: IdFields = DEFAULT_ID_FIELDS) -> None:
         self.batch_spans = batch_spans
+        self.ids = ids
         self.n = 0
         self.traces: list[str] = []
         self.span_ids: list[str | None] = []

@@ -65,12 +65,11 @@ def read(src: Source, sink: SpanSink, skips: Skips) -> Iterator[None]:
                     proc = processes.get(pid) if isinstance(processes, dict) else None
                     if proc is None and pid is not None:
                         raise RecordError(f"unknown process: processID {pid!r} is not in processes")
-                span, base = jaeger_span(s, proc or {})
+                emit_span(sink, *jaeger_span(s, proc or {}))
             except (RecordError, AttributeError, TypeError, ValueError) as exc:
                 reason = exc.reason if isinstance(exc, RecordError) else f"wrong type: {exc}"
                 skips.add(name, None, reason, where=f"{twhere}.spans[{j}]")
                 continue
-            emit_span(sink, span, base)
             if sink.n >= limit:
                 yield
 

@@ -1,11 +1,13 @@
-"""Flat JSON lines, one span per line, Honeycomb/libhoney style.
+"""Flat JSON lines, one span per line, Honeycomb/libhoney style: each line is one event as Refinery receives it.
 
-Ids are consumed into the core columns and are not fields (Refinery hides them from rules, SEMANTICS.md 2.1):
-the trace id from ``trace.trace_id`` else ``traceId`` (Refinery's default ``TraceNames``), the parent from
-``trace.parent_id`` else ``parentId`` (default ``ParentNames``; an empty string means a root), the span id from
-``trace.span_id`` else ``spanId``; ``timestamp`` (RFC 3339 or epoch s/ms/µs/ns) is the span start. Every other
-key is a field with the type JSON gave it: int, float (``1.0`` is a float), string, bool, null (present with
-null), and objects/arrays kept whole as JSON.
+Ids follow Refinery (:func:`nectar.corpus.ingest.builder.take_ids`, SEMANTICS.md 2.1): the string-valued trace-id
+and parent-id keys it consumes (``[refinery] trace_id_fields``/``parent_id_fields``, default ``trace.trace_id``/
+``traceId`` and ``trace.parent_id``/``parentId``; only the first trace-id key in key order, every parent-id key;
+an empty parent means a root) become core columns and are not fields. Everything else is a field that rules see,
+with the type JSON gave it: int, float (``1.0`` is a float), string, bool, null (present with null), and
+objects/arrays kept whole as JSON. So ``trace.span_id``/``spanId`` (which also fill the ``span_id`` core column), a
+``null`` parent id and a second trace-id key stay fields. ``timestamp`` (RFC 3339 or epoch s/ms/µs/ns) is the span
+start.
 
 Note: Refinery's own libhoney JSON path decodes every JSON number as float64 (SEMANTICS.md 2.1); the corpus keeps
 the source's int/float distinction and leaves that coercion to the evaluators.
@@ -16,39 +18,15 @@ from __future__ import annotations
 import io
 import json
 from collections.abc import Iterator
+from functools import partial
 from typing import Any
 
-from nectar.corpus.ingest.builder import RecordError, Skips, SpanSink
+from nectar.corpus.ingest.builder import RecordError, Skips, SpanSink, take_ids
 from nectar.corpus.ingest.chunks import chunks_ahead
 from nectar.corpus.ingest.common import rfc3339_to_us, timestamp_to_us
 from nectar.corpus.ingest.sources import Source, line_text, open_stream
-from nectar.refinery.model import PARENT_ID_KEYS, TRACE_ID_KEYS
 
-TRACE_KEYS = TRACE_ID_KEYS  # Refinery's default IDFieldNames
-PARENT_KEYS = PARENT_ID_KEYS
-SPAN_KEYS = ("trace.span_id", "spanId")
 TIMESTAMP_KEY = "timestamp"
-
-
-def _take(d: dict[str, Any], keys: tuple[str, ...]) -> str | None:
-    """Remove every string-valued key of ``keys`` from ``d``; the first non-empty one is the id."""
-    found = None
-    for k in keys:
-        v = d.get(k)
-        if v.__class__ is str:
-            del d[k]
-            if found is None and v:
-                found = v
-    return found
-
-
-def take_ids(d: dict[str, Any]) -> tuple[str, str | None, str | None]:
-    """Remove the id keys from a flat span and return ``(trace id, span id, parent id)``."""
-    trace = _take(d, TRACE_KEYS)
-    if trace is None:
-        present = [k for k in TRACE_KEYS if k in d]
-        raise RecordError(f"trace id not a string: {present[0]!r}" if present else "missing trace id")
-    return trace, _take(d, SPAN_KEYS), _take(d, PARENT_KEYS)
 
 
 USE_FAST_PATH = True  # tests turn it off to compare both paths
@@ -66,7 +44,8 @@ def read(src: Source, sink: SpanSink, skips: Skips) -> Iterator[Any]:
     first_line = 1
     try:
         # The next chunk is parsed in a thread while this one's part files are written (chunks.chunks_ahead).
-        for chunk, ready in chunks_ahead(stream, fast_chunk if USE_FAST_PATH else None):
+        parse = partial(fast_chunk, ids=sink.ids) if USE_FAST_PATH else None
+        for chunk, ready in chunks_ahead(stream, parse):
             lines = chunk.count(b"\n") + (0 if chunk.endswith(b"\n") else 1)
             if ready is not None:
                 table, colmap = ready
@@ -89,6 +68,7 @@ def read_lines(numbered: Iterator[tuple[int, bytes]], name: str, sink: SpanSink,
     """The line-by-line reader: every line's fate decided and reported on its own."""
     loads = json.loads
     add = sink.add
+    ids = sink.ids
     limit = sink.batch_spans
     for lineno, line in numbered:
         try:
@@ -103,28 +83,8 @@ def read_lines(numbered: Iterator[tuple[int, bytes]], name: str, sink: SpanSink,
         if d.__class__ is not dict:
             skips.add(name, lineno, "not a JSON object", text=line_text(line))
             continue
-        # Fast path: the common spelling of every id; anything else goes through take_ids.
-        tid = d.pop("trace.trace_id", None)
-        if tid.__class__ is str and tid and "traceId" not in d:
-            sid = d.pop("trace.span_id", None)
-            if sid is not None and sid.__class__ is not str:
-                d["trace.span_id"] = sid
-                sid = None
-            pid = d.pop("trace.parent_id", None)
-            if (pid is not None and pid.__class__ is not str) or "parentId" in d or "spanId" in d:
-                if pid is not None:
-                    d["trace.parent_id"] = pid
-                if sid is not None:
-                    d["trace.span_id"] = sid
-                d["trace.trace_id"] = tid
-                tid = None
-        else:
-            if tid is not None:
-                d["trace.trace_id"] = tid
-            tid = None
         try:
-            if tid is None:
-                tid, sid, pid = take_ids(d)
+            tid, sid, pid = take_ids(d, ids)
             ts = d.pop("timestamp", None)
             if ts is None:
                 ts_us = None
@@ -135,7 +95,7 @@ def read_lines(numbered: Iterator[tuple[int, bytes]], name: str, sink: SpanSink,
         except RecordError as exc:
             skips.add(name, lineno, exc.reason, text=line_text(line))
             continue
-        add(tid, sid or None, pid or None, ts_us, d)
+        add(tid, sid, pid, ts_us, d)
         if sink.n >= limit:
             yield
 

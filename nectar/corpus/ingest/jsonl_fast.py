@@ -9,7 +9,9 @@ would produce; otherwise :func:`fast_chunk` returns None and the chunk is read l
 * a column is nested, null-typed, or a timestamp Arrow inferred from text (the field must stay a string);
 * a float column holds an integral value (Arrow merges ``1`` and ``1.0`` into one double column; a value
   with a fraction can only have been written as a float);
-* the ids are not plain: both spellings of an id present, a non-text id, a missing or empty trace id;
+* the ids are not plain: two trace-id or two parent-id keys (Arrow loses each line's key order, which decides
+  which one Refinery consumes), two span-id keys, a non-text id, a missing or empty trace id, id names that
+  overlap or name ``timestamp``;
 * a ``timestamp`` is not RFC 3339 text with an offset (or epoch integers / a plain date-time).
 """
 
@@ -22,8 +24,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.json as pj
 
-from nectar.corpus.ingest.jsonl import PARENT_KEYS, SPAN_KEYS, TIMESTAMP_KEY, TRACE_KEYS
+from nectar.corpus.ingest.builder import SPAN_ID_KEYS
+from nectar.corpus.ingest.jsonl import TIMESTAMP_KEY
 from nectar.corpus.layout import ARRIVAL, ARROW_TYPE, PARENT_ID, SPAN_ID, TIMESTAMP, TRACE_ID, ValueType, physical_name
+from nectar.refinery.ids import DEFAULT_ID_FIELDS, IdFields
 
 _TS = pa.timestamp("us", tz="UTC")
 _ARROW_VT = (
@@ -34,8 +38,15 @@ _ARROW_VT = (
 )
 
 
-def fast_chunk(chunk: bytes) -> tuple[pa.Table, dict[str, list[str]]] | None:
-    """A part-file table for a chunk of whole lines, or None when the slow path must read it."""
+def fast_chunk(chunk: bytes, ids: IdFields = DEFAULT_ID_FIELDS) -> tuple[pa.Table, dict[str, list[str]]] | None:
+    """A part-file table for a chunk of whole lines, or None when the slow path must read it.
+
+    ``ids`` names Refinery's trace-id and parent-id fields. With one trace-id column (text, never empty) and at
+    most one parent-id column (text; null there means the key is absent), Refinery consumes exactly those two
+    (:func:`nectar.refinery.ids.consume_ids`); the span-id column stays a field.
+    """
+    if set(ids.trace) & set(ids.parent) or TIMESTAMP_KEY in ids.trace + ids.parent:
+        return None
     try:
         table = pj.read_json(io.BytesIO(chunk), read_options=pj.ReadOptions(block_size=1 << 22))
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError):
@@ -48,9 +59,9 @@ def fast_chunk(chunk: bytes) -> tuple[pa.Table, dict[str, list[str]]] | None:
     # (no nulls at all, or no `null` token anywhere) can be taken as is.
     if any(c.null_count for c in table.columns) and b"null" in chunk:
         return None
-    trace = _single_id(table, TRACE_KEYS)
-    span = _single_id(table, SPAN_KEYS)
-    parent = _single_id(table, PARENT_KEYS)
+    trace = _single_id(table, ids.trace)
+    span = _single_id(table, SPAN_ID_KEYS)
+    parent = _single_id(table, ids.parent)
     if trace is None or span is None or parent is None or not trace[0]:
         return None
     tcol = table.column(trace[0])
@@ -59,7 +70,7 @@ def fast_chunk(chunk: bytes) -> tuple[pa.Table, dict[str, list[str]]] | None:
     ts = _timestamps(table.column(TIMESTAMP_KEY)) if TIMESTAMP_KEY in names else pa.nulls(n, _TS)
     if ts is None:
         return None
-    consumed = {trace[0], span[0], parent[0], TIMESTAMP_KEY}
+    consumed = {trace[0], parent[0], TIMESTAMP_KEY}
     columns: dict[str, Any] = {
         TRACE_ID: tcol.combine_chunks(),
         SPAN_ID: _empty_to_null(table.column(span[0])) if span[0] else pa.nulls(n, pa.string()),

@@ -65,11 +65,11 @@ def read(src: Source, sink: SpanSink, skips: Skips) -> Iterator[None]:
                     span, base = jaeger_span(d, d.get("process") or {})
                 else:
                     span, base = data_prepper_span(d)
+                emit_span(sink, span, base)
             except (RecordError, AttributeError, TypeError, ValueError) as exc:
                 reason = exc.reason if isinstance(exc, RecordError) else f"wrong type: {exc}"
                 skips.add(name, lineno, reason, text=line_text(line))
                 continue
-            emit_span(sink, span, base)
             if sink.n >= limit:
                 yield
     except (OSError, EOFError) as exc:

@@ -4,35 +4,42 @@ Every format that is not already flat (OTLP JSON and protobuf, Jaeger, Zipkin, O
 decoded into :class:`OtelSpan` and emitted by :func:`emit_span`, so all of them give the fields Refinery would
 see had the data come by OTLP. What husky sets, and so what we set (names and Go types):
 
-* span: ``name``, ``type`` and ``span.kind`` (``client``/``server``/``producer``/``consumer``/``internal``/
+* span: ``trace.trace_id``, ``trace.parent_id`` (when it has a parent), ``trace.span_id`` (always), ``name``,
+  ``type`` and ``span.kind`` (``client``/``server``/``producer``/``consumer``/``internal``/
   ``unspecified``), ``duration_ms`` (float64; 0 when start or end is 0; negative -> 0 plus
   ``meta.invalid_duration``), ``status_code`` (int64, the OTel status), ``error`` (true, only when the status is
   ERROR), ``status_message`` (when non-empty), ``trace.trace_state`` (when non-empty), ``span.num_events``,
   ``span.num_links`` (int64), ``meta.signal_type`` = ``trace``;
 * scope: ``library.name``, ``library.version``, ``telemetry.instrumentation_library`` (true for known
   instrumentation-library name prefixes), then scope attributes; resource attributes (``service.name`` ...);
-* precedence when keys clash (husky keeps the first one written): span attributes, then the fixed fields above,
-  then scope, then resource, then the attributes of the span's first ``exception`` event
-  (``exception.message``/``type``/``stacktrace``/``escaped``);
+* precedence when keys clash (husky keeps the first one written, :func:`husky_event`): the span's (event's,
+  link's) own attributes, then the fixed fields above, then scope, then resource, then (spans only) the
+  attributes of the span's first ``exception`` event (``exception.message``/``type``/``stacktrace``/``escaped``);
 * attribute values: string, bool, int -> int64, double -> float64; arrays and bytes -> JSON **text** with Go's
   trailing newline; kvlists flattened to dotted keys up to depth 5, deeper ones as JSON text; a ``sampleRate`` /
   ``SampleRate`` attribute is consumed as the event's sample rate and is not a field;
-* span events and links become extra events of the trace (rows here) with no span id, ``trace.parent_id`` = the
-  span, ``meta.annotation_type`` (``span_event``/``link``), ``parent_name``, and the span's ``error``; events carry
-  ``meta.time_since_span_start_ms`` and their own timestamp, links ``trace.link.trace_id``/``trace.link.span_id``
-  and the span's timestamp. They count towards ``?.NUM_DESCENDANTS`` in Refinery, so we ingest them: exact.
-  husky appends them before their span; so do we (arrival order).
+* span events and links become extra events of the trace (rows here) with ``trace.trace_id``, no span id,
+  ``trace.parent_id`` = the span, ``meta.annotation_type`` (``span_event``/``link``), ``parent_name``, and the
+  span's ``error``; events carry ``meta.time_since_span_start_ms`` and their own timestamp, links
+  ``trace.link.trace_id``/``trace.link.span_id`` and the span's timestamp. They count towards
+  ``?.NUM_DESCENDANTS`` in Refinery, so we ingest them: exact. husky appends them before their span; so do we
+  (arrival order).
 
 Trace and span ids are hex; a 128-bit trace id whose high half is zero is written with 16 digits (husky
-``BytesToTraceID``). Trace id, span id and parent id are core columns, not fields (Refinery hides them from rules).
+``BytesToTraceID``). Each row then goes through Refinery's id consumption, as a flat JSON event does
+(:func:`~nectar.corpus.ingest.builder.take_ids`, ``[refinery] trace_id_fields``/``parent_id_fields``): the trace
+and parent ids become core columns and are hidden from rules; ``trace.span_id`` is an ordinary field Refinery never
+consumes, so rules see it (and the ``span_id`` core column holds the OTLP span id).
 """
 
 from __future__ import annotations
 
 import base64
+from collections.abc import Mapping
+from itertools import chain
 from typing import Any
 
-from nectar.corpus.ingest.builder import RecordError, SpanSink
+from nectar.corpus.ingest.builder import RecordError, SpanSink, take_ids
 from nectar.corpus.ingest.common import go_json, trim_trace_id
 from nectar.util import int_from_text
 
@@ -147,76 +154,96 @@ def status_number(value: Any) -> int:
     raise RecordError(f"status code {value!r} is neither a number nor a STATUS_CODE_ name")
 
 
+def husky_event(*layers: Mapping[str, Any]) -> dict[str, Any]:
+    """One event's field map as husky writes it: ``layers`` in write order, and on a clash the first occurrence of a
+    key wins, value and position (``msgpAttributes.finalize``). Key order matters to Refinery: of two trace-id
+    keys, the first is consumed."""
+    out: dict[str, Any] = dict.fromkeys(chain.from_iterable(layers))
+    for layer in reversed(layers):
+        out.update(layer)
+    return out
+
+
 def emit_span(sink: SpanSink, span: OtelSpan, base: dict[str, Any]) -> None:
     """Append a span's events, links, then the span itself to ``sink``.
 
-    ``base`` holds the resource fields overlaid with the scope fields (scope wins, husky order).
+    Each row is the map husky gives Refinery (:func:`husky_event`: the span's own attributes, then husky's fields
+    from ``trace.trace_id`` on, then ``base``, the resource fields overlaid with the scope fields) and then goes
+    through Refinery's id consumption (:func:`~nectar.corpus.ingest.builder.take_ids`), like every other event:
+    ``trace.trace_id`` and ``trace.parent_id`` become core columns, ``trace.span_id`` stays a field. Raises
+    :class:`RecordError`, adding nothing, when a row ends up without a trace id (trace-id fields configured
+    without ``trace.trace_id``: Refinery would not sample the span).
     """
+    ids = sink.ids
     tid = trim_trace_id(span.trace_id)
     sid = span.span_id
     is_error = span.status_code == STATUS_ERROR
     start, end = span.start_ns, span.end_ns
     start_us = start // 1_000 if start > 0 else None  # a missing start (Zipkin allows it): no timestamp
+    # husky commonFields, for span events and links: the span is their parent.
+    common: dict[str, Any] = {"trace.trace_id": tid}
+    if sid:
+        common["trace.parent_id"] = sid
+    if span.name:
+        common["parent_name"] = span.name
+    rows: list[tuple[dict[str, Any], int | None, bool]] = []
     exception: dict[str, Any] | None = None
     for t_ns, ename, eattrs in span.events:
-        f = dict(base)
+        fixed = {**common, "meta.annotation_type": "span_event", "meta.signal_type": "trace"}
+        if is_error:
+            fixed["error"] = True
+        fixed["name"] = ename
         if t_ns > 0 and start > 0:
             if t_ns >= start:
-                f["meta.time_since_span_start_ms"] = (t_ns - start) / 1e6
+                fixed["meta.time_since_span_start_ms"] = (t_ns - start) / 1e6
             else:
-                f["meta.time_since_span_start_ms"] = 0.0
-                f["meta.invalid_time_since_span_start"] = True
-        if is_error:
-            f["error"] = True
-        f["name"] = ename
-        f.update(eattrs)
-        f["meta.annotation_type"] = "span_event"
-        f["meta.signal_type"] = "trace"
-        if span.name:
-            f["parent_name"] = span.name
-        sink.add(tid, None, sid or None, t_ns // 1_000 if t_ns > 0 else None, f, annotation=True)
+                fixed["meta.time_since_span_start_ms"] = 0.0
+                fixed["meta.invalid_time_since_span_start"] = True
+        rows.append((husky_event(eattrs, fixed, base), t_ns // 1_000 if t_ns > 0 else None, True))
         if exception is None and ename == "exception":
             exception = {k: eattrs[k] for k in _EXCEPTION_STR if isinstance(eattrs.get(k), str)}
             if isinstance(eattrs.get("exception.escaped"), bool):
                 exception["exception.escaped"] = eattrs["exception.escaped"]
     for ltid, lsid, lattrs in span.links:
-        f = dict(base)
+        fixed = {**common, "meta.annotation_type": "link", "meta.signal_type": "trace"}
         if is_error:
-            f["error"] = True
+            fixed["error"] = True
         if ltid:
-            f["trace.link.trace_id"] = trim_trace_id(ltid)
+            fixed["trace.link.trace_id"] = trim_trace_id(ltid)
         if lsid:
-            f["trace.link.span_id"] = lsid
-        f.update(lattrs)
-        f["meta.annotation_type"] = "link"
-        f["meta.signal_type"] = "trace"
-        if span.name:
-            f["parent_name"] = span.name
-        sink.add(tid, None, sid or None, start_us, f, annotation=True)
-    f = {**exception, **base} if exception else dict(base)
-    f["name"] = span.name
-    f["meta.signal_type"] = "trace"
-    f["status_code"] = span.status_code
-    f["span.num_events"] = len(span.events)
-    f["span.num_links"] = len(span.links)
+            fixed["trace.link.span_id"] = lsid
+        rows.append((husky_event(lattrs, fixed, base), start_us, True))
+    fixed = {"trace.trace_id": tid}
+    if span.parent_id:
+        fixed["trace.parent_id"] = span.parent_id
+    fixed["meta.signal_type"] = "trace"
+    if is_error:
+        fixed["error"] = True
+    fixed["name"] = span.name
+    fixed["trace.span_id"] = sid  # husky: "always expected, even when empty"
+    if span.trace_state:
+        fixed["trace.trace_state"] = span.trace_state
+    fixed["status_code"] = span.status_code
+    if span.status_message:
+        fixed["status_message"] = span.status_message
+    fixed["span.num_events"] = len(span.events)
+    fixed["span.num_links"] = len(span.links)
     kind = KIND_NAMES[span.kind] if 0 <= span.kind < len(KIND_NAMES) else "unspecified"
-    f["span.kind"] = kind
-    f["type"] = kind
+    fixed["span.kind"] = kind
+    fixed["type"] = kind
     duration = 0.0
     if start > 0 and end > 0:
         if end >= start:
             duration = (end - start) / 1e6
         else:
-            f["meta.invalid_duration"] = True
-    f["duration_ms"] = duration
-    if is_error:
-        f["error"] = True
-    if span.status_message:
-        f["status_message"] = span.status_message
-    f.update(span.attrs)
-    if span.trace_state:
-        f["trace.trace_state"] = span.trace_state
-    sink.add(tid, sid or None, span.parent_id or None, start_us, f)
+            fixed["meta.invalid_duration"] = True
+    fixed["duration_ms"] = duration
+    rows.append((husky_event(span.attrs, fixed, base, exception or {}), start_us, False))
+    # Core ids first, for every row, so that a span is added whole or not at all. The span id column keeps the
+    # OTLP span id (an attribute named trace.span_id may shadow the field, not the span's identity).
+    cores = [(take_ids(f, ids), f, ts, annotation) for f, ts, annotation in rows]
+    for (trace, _, parent), f, ts, annotation in cores:
+        sink.add(trace, None if annotation else sid or None, parent, ts, f, annotation=annotation)
 
 
 # ---- OTLP JSON attribute values (AnyValue in proto3 JSON) ---------------------------------------------------

@@ -12,7 +12,10 @@ the chunk is read line by line. It gives up when:
   dropped counts, Jaeger's ``result`` wrapper all take the line-by-line reader;
 * an attribute value is not exactly one of ``stringValue``/``intValue`` (text or number)/``doubleValue``/
   ``boolValue`` (arrays, kvlists and bytes need husky's JSON text), a key is empty, a sample-rate key, repeated
-  on one span, or names a field the span already has (the fixed OTLP fields, or a resource key on a span);
+  on one span, or names a field the span already has (the fixed OTLP fields, the ids, or a resource key on a
+  span) or a configured trace-id or parent-id field;
+* the configured id fields are not husky's: Refinery must consume ``trace.trace_id`` and ``trace.parent_id``
+  and never ``trace.span_id`` (which every span carries as a field, :func:`~nectar.corpus.ingest.otel.emit_span`);
 * an id is not lowercase hex of the right length (base64 ids, 64-bit trace ids padded with zeros), a start time
   is missing or an end time precedes it (``meta.invalid_duration``).
 """
@@ -39,11 +42,12 @@ from nectar.corpus.layout import (
     ValueType,
     physical_name,
 )
+from nectar.refinery.ids import DEFAULT_ID_FIELDS, IdFields
 
 _SPAN_KEYS = {"traceId", "spanId", "parentSpanId", "name", "kind", "startTimeUnixNano", "endTimeUnixNano"}
 _SPAN_KEYS |= {"attributes", "status"}
 _FIXED = {"name", "meta.signal_type", "status_code", "span.num_events", "span.num_links", "span.kind", "type"}
-_FIXED |= {"duration_ms", "error", "status_message"}
+_FIXED |= {"duration_ms", "error", "status_message", "trace.trace_id", "trace.parent_id", "trace.span_id"}
 _VALUE_KINDS = {"stringValue", "intValue", "doubleValue", "boolValue"}
 
 
@@ -51,11 +55,16 @@ class _Refuse(Exception):
     """The chunk needs the line-by-line reader."""
 
 
-def fast_otlp_chunk(chunk: bytes) -> tuple[pa.Table, dict[str, list[str]]] | None:
-    """A part-file table for a chunk of whole OTLP JSON lines, or None when the slow path must read it."""
+def fast_otlp_chunk(chunk: bytes, ids: IdFields = DEFAULT_ID_FIELDS) -> tuple[pa.Table, dict[str, list[str]]] | None:
+    """A part-file table for a chunk of whole OTLP JSON lines, or None when the slow path must read it.
+
+    ``ids`` names Refinery's trace-id and parent-id fields (``[refinery]`` in ``nectar.toml``)."""
+    names = {*ids.trace, *ids.parent}
+    if "trace.trace_id" not in ids.trace or "trace.parent_id" not in ids.parent or "trace.span_id" in names:
+        return None
     try:
         table = pj.read_json(io.BytesIO(chunk), read_options=pj.ReadOptions(block_size=1 << 22))
-        return _convert(table)
+        return _convert(table, _FIXED | names)
     except (_Refuse, pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError, KeyError):
         return None
 
@@ -73,7 +82,8 @@ def _struct_of_list(arr: Any, allowed: set[str], what: str) -> pa.StructArray:
     return pc.list_flatten(arr)
 
 
-def _convert(table: pa.Table) -> tuple[pa.Table, dict[str, list[str]]]:
+def _convert(table: pa.Table, reserved: set[str]) -> tuple[pa.Table, dict[str, list[str]]]:
+    """``reserved``: the keys an attribute may not have (husky's own fields, Refinery's id fields)."""
     if table.column_names != ["resourceSpans"] or table.num_rows == 0:
         raise _Refuse("top level")
     rs_list = table.column("resourceSpans").combine_chunks()
@@ -119,6 +129,7 @@ def _convert(table: pa.Table) -> tuple[pa.Table, dict[str, list[str]]]:
     fields: dict[tuple[str, ValueType], pa.Array] = {}
     name = col("name")
     fields[("name", ValueType.STR)] = pc.fill_null(name.cast(pa.string()), "")
+    fields[("trace.span_id", ValueType.STR)] = span_id  # husky writes it on every span; Refinery never consumes it
     fields[("meta.signal_type", ValueType.STR)] = pa.array(["trace"] * n, pa.string())
     status_code, status_msg = _status(col("status"), n)
     fields[("status_code", ValueType.INT)] = status_code
@@ -153,7 +164,7 @@ def _convert(table: pa.Table) -> tuple[pa.Table, dict[str, list[str]]]:
             res_attrs = {k: pc.take(v, span_rs) for k, v in per_rs.items()}
     span_keys = {k for k, _ in span_attrs}
     res_keys = {k for k, _ in res_attrs}
-    if span_keys & _FIXED or res_keys & _FIXED or span_keys & res_keys:
+    if span_keys & reserved or res_keys & reserved or span_keys & res_keys:
         raise _Refuse("a key clash")  # husky's precedence: left to the slow path
     fields.update(res_attrs)
     fields.update(span_attrs)

@@ -130,11 +130,10 @@ def _document(doc: Any, sink: SpanSink, skips: Skips, name: str, lineno: int | N
                 continue
             for k, s in enumerate(spans):
                 try:
-                    span = _span(s)
+                    emit_span(sink, _span(s), sbase)
                 except (RecordError, AttributeError, TypeError, ValueError) as exc:
                     skips.add(name, lineno, _reason(exc), where=f"{swhere}.spans[{k}]")
                     continue
-                emit_span(sink, span, sbase)
                 if sink.n >= limit:
                     yield
 

@@ -114,11 +114,10 @@ def _request(req: Any, sink: SpanSink, skips: Skips, name: str, where0: str | No
             sbase = {**base, **scope_fields(sc.name, sc.version, attributes(sc.attributes))}
             for k, s in enumerate(ss.spans):
                 try:
-                    span = _span(s)
+                    emit_span(sink, _span(s), sbase)
                 except RecordError as exc:
                     skips.add(name, None, exc.reason, where=f"{prefix}resourceSpans[{i}].scopeSpans[{j}].spans[{k}]")
                     continue
-                emit_span(sink, span, sbase)
                 if sink.n >= limit:
                     yield
 

@@ -70,12 +70,11 @@ def read(src: Source, sink: SpanSink, skips: Skips) -> Iterator[None]:
                 )
     for lineno, where, s in items:
         try:
-            span, base = zipkin_span(s)
+            emit_span(sink, *zipkin_span(s))
         except (RecordError, AttributeError, TypeError, ValueError) as exc:
             reason = exc.reason if isinstance(exc, RecordError) else f"wrong type: {exc}"
             skips.add(name, lineno, reason, where=where)
             continue
-        emit_span(sink, span, base)
         if sink.n >= limit:
             yield
 
