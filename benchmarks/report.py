@@ -89,7 +89,7 @@ def merge(path: Path, entries: list[dict[str, Any]], started: float) -> dict[str
 
 
 def _case_order(case: str) -> int:
-    return 0 if case == "prove" else 2 if case == "compile_explain" else 1
+    return {"prove": 0, "compile_explain": 2, "many_rules": 3}.get(case, 1)
 
 
 def write(out: Path, results: dict[str, Any]) -> None:
@@ -199,6 +199,7 @@ def render(results: dict[str, Any]) -> str:
     sections += [(c, c[0].upper() + c[1:], True) for c in sorted({e["case"] for e in entries if e["case"] != "prove"})
                  if c.startswith("ingest")]  # fmt: skip
     sections.append(("compile_explain", "Compile and explain (the quick-start workflow)", False))
+    sections.append(("many_rules", "Many rules: import and replay of a generated rules file (size = rules)", False))
     for case, title, speed in sections:
         rows = [e for e in entries if e["case"] == case]
         if not rows:

@@ -25,12 +25,19 @@ from typing import Any
 from benchmarks import report
 from benchmarks.export import write_flat_jsonl, write_otlp_jsonl
 from benchmarks.floor import check_floor_agreement
+from benchmarks.many_rules import write_rules
 
 ROOT = Path(__file__).resolve().parent
 POLICY = ROOT / "policy12.toon"
 SEED = 7
 FLOOR = "floor (DuckDB, hand-written)"
-CASES = ("prove", "ingest", "compile_explain")
+CASES = ("prove", "ingest", "compile_explain", "many_rules")
+DEFAULT_CASES = ("prove", "ingest", "compile_explain")  # many_rules takes minutes on its own: ask for it
+SAMPLE_CORPUS = ROOT.parent / "corpus"
+# many_rules: a step fails when it is slower than this (seconds, for a file of N rules: base + per_1k * N / 1000).
+# Generous (about twice the time measured on the project's 2-core machine), so only a return of super-linear work
+# trips it: before the fix, replay of 20,000 rules took over 400 s and import over 50 s.
+MANY_RULES_BOUNDS = {"import": (20.0, 3.0), "replay": (20.0, 6.0)}
 NECTAR = [sys.executable, "-m", "nectar"]
 
 
@@ -212,6 +219,31 @@ class Bench:
             self.measure(Entry("compile_explain", size, name, size), cmd, ok=(0, 1), cwd=work)
         shutil.rmtree(work, ignore_errors=True)
 
+    def many_rules(self, rules: int) -> None:
+        """``nectar import`` and ``nectar replay`` (DuckDB and Polars) of a generated file of ``rules`` rules
+        (:mod:`benchmarks.many_rules`) over the bundled sample corpus, each held to :data:`MANY_RULES_BOUNDS`."""
+        path = self.cache / f"rules-{rules}.yaml"
+        if not path.exists():
+            self.say(f"write {rules:,} rules -> {path}")
+            write_rules(rules, path)
+        work = self.cache / "many-rules-work"
+        spans = json.loads((SAMPLE_CORPUS / "manifest.json").read_text(encoding="utf-8"))["spans"]
+        replay = [*NECTAR, "replay", str(path), "--corpus", str(SAMPLE_CORPUS), "--format", "json"]
+        steps = {
+            "nectar import": ("import", [*NECTAR, "import", str(path), "-o", "policy.toon"]),
+            "nectar replay --engine duckdb": ("replay", [*replay, "--engine", "duckdb"]),
+            "nectar replay --engine polars": ("replay", [*replay, "--engine", "polars"]),
+        }
+        for name, (kind, cmd) in steps.items():
+            entry = self.measure(Entry("many_rules", rules, name, spans), cmd, cwd=work)
+            base, per_1k = MANY_RULES_BOUNDS[kind]
+            bound = base + per_1k * rules / 1000
+            worst = max(r.wall_s for r in entry.runs)
+            entry.note = f"bound {bound:.0f} s"
+            if worst > bound:
+                raise RuntimeError(f"{name} of {rules:,} rules took {worst:.1f} s, over its bound of {bound:.0f} s")
+        shutil.rmtree(work, ignore_errors=True)
+
 
 def _py(module: str, *args: str | Path) -> list[str]:
     return [sys.executable, "-m", module, *[str(a) for a in args]]
@@ -221,13 +253,18 @@ def main(argv: list[str] | None = None) -> int:
     """Run the benchmarks; see ``python -m benchmarks --help``."""
     ap = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.split("\n\n")[0])
     ap.add_argument("--sizes", default="1m,10m", help="corpus sizes for prove and compile_explain (default 1m,10m)")
-    ap.add_argument("--cases", default=",".join(CASES), help=f"which cases (default {','.join(CASES)})")
+    ap.add_argument(
+        "--cases",
+        default=",".join(DEFAULT_CASES),
+        help=f"which of {','.join(CASES)} (default {','.join(DEFAULT_CASES)})",
+    )
     ap.add_argument("--repeat", type=int, default=3, help="runs per measurement, each a fresh process (default 3)")
     ap.add_argument("--out", type=Path, default=ROOT, help="where results.json and RESULTS.md go (default benchmarks/)")
     ap.add_argument("--cache", type=Path, default=ROOT / ".cache", help="corpus and input cache")
     ap.add_argument("--ingest-sizes", default="1m,3m", help="ingest sizes: flat JSON at each, OTLP at the first")
     ap.add_argument("--explain-sizes", default="1m,10m", help="compile_explain sizes (default 1m,10m)")
     ap.add_argument("--reference-spans", default="100k", help="slice the reference evaluator runs on (default 100k)")
+    ap.add_argument("--rules", default="20k", help="many_rules: rules in the generated file(s) (default 20k)")
     ap.add_argument("--no-check", action="store_true", help="skip the floor/engine agreement check")
     ap.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
     args = ap.parse_args(argv)
@@ -259,6 +296,9 @@ def main(argv: list[str] | None = None) -> int:
     if "compile_explain" in cases:
         for size in explain_sizes:
             bench.compile_explain(size)
+    if "many_rules" in cases:
+        for rules in [parse_size(s) for s in args.rules.split(",") if s.strip()]:
+            bench.many_rules(rules)
     results = report.merge(args.out / "results.json", [e.summary() for e in bench.entries], started)
     report.write(args.out, results)
     say(f"wrote {args.out / 'results.json'} and {args.out / 'RESULTS.md'}")

@@ -324,23 +324,24 @@ def test_unwritable_lock_leaves_nothing_half_written(tmp_path: Path, capsys: pyt
     proj = _project(tmp_path)
     (proj / "blocker").write_text("a file where the lock's folder should be\n")
     assert _run(proj, "compile", "--no-prove", "--lock", "blocker/nectar.lock") == 2
-    assert "nothing was written" in capsys.readouterr().err
+    assert "cannot write blocker/nectar.lock: blocker is not a folder" in capsys.readouterr().err
     assert sorted(p.name for p in proj.iterdir()) == ["blocker", "nectar.toml", "policy.toon"]
 
 
 def test_failed_rename_puts_old_rules_back(tmp_path: Path) -> None:
-    """The lock's rename fails after rules.yaml was replaced (the lock path is a folder): the old bytes come back."""
+    """A lock path that is a folder is refused before anything is written, so rules.yaml keeps its old bytes. (A
+    rename that fails after rules.yaml was replaced puts the old bytes back: tests/test_hostile_outputs.py.)"""
     from nectar.errors import NectarError
 
     policy = DATA / "policy" / "identity" / "minimal.toon"
     rules, lock = tmp_path / "rules.yaml", tmp_path / "nectar.lock"
     result = compile_policy(policy, Config(), rules_path=rules, lock_path=lock, prove=False)
     lock.mkdir()
-    with pytest.raises(NectarError, match="nothing was written"):
+    with pytest.raises(NectarError, match="is a folder"):
         write_outputs(result, rules, lock)
     assert not rules.exists()
     rules.write_text("old\n")
-    with pytest.raises(NectarError, match="nothing was written"):
+    with pytest.raises(NectarError, match="is a folder"):
         write_outputs(result, rules, lock)
     assert rules.read_text() == "old\n"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["nectar.lock", "rules.yaml"]

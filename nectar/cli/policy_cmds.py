@@ -15,8 +15,8 @@ from nectar.errors import EXIT_CHECK_FAILED, NectarError
 from nectar.policy import ir
 from nectar.policy.check import check_expression, check_policy
 from nectar.policy.format import Spelling, format_expr, format_policy
-from nectar.policy.load import load_policy
-from nectar.util import atomic_write_text
+from nectar.policy.load import parse_policy, read_policy_file
+from nectar.util import atomic_write_files, atomic_write_text, check_outputs
 
 EXAMPLE_POLICY = """\
 nectar_policy{version,name,budget_per_second,rules}:
@@ -86,9 +86,10 @@ def init_cmd(
     if directory.exists() and any(directory.iterdir()) and not force:
         raise NectarError(f"{directory} is not empty", hint="pick a new folder, or pass --force to write into it")
     directory.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(directory / "nectar.toml", CONFIG_TEMPLATE)
-    atomic_write_text(directory / "policy.toon", EXAMPLE_POLICY)
-    atomic_write_text(directory / ".gitignore", GITIGNORE)
+    atomic_write_files(
+        [(directory / name, text.encode("utf-8")) for name, text in
+         (("nectar.toml", CONFIG_TEMPLATE), ("policy.toon", EXAMPLE_POLICY), (".gitignore", GITIGNORE))]
+    )  # fmt: skip
     made = ["nectar.toml", "policy.toon", ".gitignore"]
     corpus_dir = directory / "corpus"
     from nectar.corpus.synth import synth_corpus
@@ -164,8 +165,10 @@ def fmt_cmd(
     """Rewrite a policy in its canonical form (idempotent; meaning is unchanged)."""
     config = load_config()
     path = resolve_policy(policy, config)
-    text = path.read_text(encoding="utf-8") if path.exists() else ""
-    parsed: ir.Policy = load_policy(path, config.aliases)
+    if not (check or stdout) and not path.is_dir():
+        check_outputs(path)  # fmt rewrites the file: refuse what the rename would replace, before reading it
+    _, text = read_policy_file(path)
+    parsed: ir.Policy = parse_policy(text, str(path), config.aliases)
     formatted = format_policy(parsed, style)
     if stdout:
         sys.stdout.write(formatted)

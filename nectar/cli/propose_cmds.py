@@ -17,12 +17,12 @@ from nectar.corpus.layout import Corpus
 from nectar.corpus.stats import field_catalog
 from nectar.errors import EXIT_CHECK_FAILED, NectarError
 from nectar.policy import ir
-from nectar.policy.load import load_policy
+from nectar.policy.load import parse_policy, read_policy_file
 from nectar.propose.claude import ClaudeSettings, Verdict, proof_feedback, propose_claude, resolve_model
 from nectar.propose.common import Proposal, explain_rule
 from nectar.propose.offline import propose_offline
 from nectar.prove import prove_policy, render_text, to_json
-from nectar.util import atomic_write_text, sha256_bytes
+from nectar.util import atomic_write_bytes, atomic_write_text, check_outputs, sha256_bytes
 
 CATALOG_TOP = 50  # top values per field the proposers ground on
 SIDECAR = Path(".nectar") / "proposal.json"
@@ -74,7 +74,7 @@ def _confirm_overwrite(target: Path, new_text: str, yes: bool) -> bool:
     """Whether to write: True when the file is new or the user agreed; raises without a TTY and without --yes."""
     if not target.exists() or yes:
         return True
-    if target.read_text(encoding="utf-8", errors="replace") == new_text:
+    if target.read_bytes() == new_text.encode("utf-8"):
         return True
     if not sys.stdin.isatty():
         raise NectarError(
@@ -87,13 +87,12 @@ def _confirm_overwrite(target: Path, new_text: str, yes: bool) -> bool:
 def _write(target: Path, proposal: Proposal) -> list[str]:
     done = []
     if target.exists():
-        old = target.read_text(encoding="utf-8", errors="replace")
-        if old == proposal.text:
+        old = target.read_bytes()  # the bytes, not decoded text: the backup is the file exactly as it was
+        if old == proposal.text.encode("utf-8"):
             return [f"{target} unchanged"] + ([_record(target, proposal)] if proposal.model else [])
         backup = target.with_name(target.name + ".bak")
-        atomic_write_text(backup, old)
+        atomic_write_bytes(backup, old)
         done.append(f"backup {backup}")
-    target.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(target, proposal.text)
     done.insert(0, f"wrote {target}")
     if proposal.model and proposal.prompt_sha256:
@@ -113,7 +112,6 @@ def _record(target: Path, proposal: Proposal) -> str:
         "policy_canonical_sha256": canonical,
     }
     sidecar = target.parent / SIDECAR
-    sidecar.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(sidecar, json.dumps(data, indent=2, sort_keys=True) + "\n")
     cfg = load_config(target.parent)
     lock = cfg.lock if cfg.lock is not None else target.parent / "nectar.lock"
@@ -172,9 +170,14 @@ def propose_cmd(
     """
     cfg = load_config()
     target = _target(output, cfg)
+    check_outputs(target)  # before asking anyone for a proposal
     corpus_obj = Corpus.open(resolve_corpus(corpus, cfg))
     catalog = field_catalog(corpus_obj, top=CATALOG_TOP)
-    base = load_policy(target, cfg.aliases) if refine else None
+    current: str | None = None
+    base: ir.Policy | None = None
+    if refine:
+        _, current = read_policy_file(target)
+        base = parse_policy(current, str(target), cfg.aliases)
     key = os.environ.get("ANTHROPIC_API_KEY", "")
     chosen = provider
     if provider is Provider.auto:
@@ -190,7 +193,6 @@ def propose_cmd(
             max_retries=max_retries,
             timeout=timeout,
         )
-        current = target.read_text(encoding="utf-8") if base is not None else None
         proposal, verdict = propose_claude(
             intent, catalog, cfg.aliases, prover, settings, current, cfg.error_definition
         )

@@ -13,6 +13,13 @@ Read-only is enforced twice:
    ``enable_external_access`` is off (no other file, no extension install/load, no ATTACH, no COPY
    elsewhere) and ``lock_configuration`` is on (no ``SET`` can undo it), so even a query that got past 1
    cannot read ``/etc/passwd`` or write a file.
+
+DuckDB adds its ``temp_directory`` to ``allowed_directories`` when external access is turned off (its default is
+``.tmp`` in the working directory, so ``read_text('.tmp/secret.env')`` would read whatever lies there). Each session
+therefore gets its own temporary directory, made by :func:`tempfile.mkdtemp` (mode 0700, empty, private to this
+user) and removed when the session closes: the only files it can ever hold are DuckDB's own spill files of this
+session. It is not put in the corpus folder, which may be read-only or shared and whose other files would then be
+readable.
 """
 
 from __future__ import annotations
@@ -22,6 +29,9 @@ import io
 import json
 import math
 import re
+import shutil
+import tempfile
+import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
@@ -135,22 +145,35 @@ class SqlSession:
             if not p.is_relative_to(root):
                 raise NectarError(f"corpus manifest lists a part file outside the corpus folder: {part.path!r}")
             paths.append(str(p))
+        # A fresh private directory for DuckDB's spill files (see the module docstring); removed by close(), or at
+        # garbage collection / interpreter exit if close() is never called.
+        self.temp_dir = Path(tempfile.mkdtemp(prefix="nectar-sql-")).resolve()
+        self._cleanup = weakref.finalize(self, shutil.rmtree, self.temp_dir, ignore_errors=True)
         con = duckdb.connect(":memory:")
-        con.execute("SET TimeZone = 'UTC'")
-        sql = spans_source(corpus).text
-        # The view is made from a relation with the file paths bound as parameters (no path pasted into SQL).
-        self._spans_rel = con.sql(sql, params=paths) if paths else con.sql(sql)
-        self._spans_rel.create_view("spans")
-        con.execute(traces_view_sql(corpus))
-        con.execute("SET allowed_paths = ?", [paths])
-        con.execute("SET enable_external_access = false")
-        con.execute("SET autoinstall_known_extensions = false")
-        con.execute("SET autoload_known_extensions = false")
-        con.execute("SET lock_configuration = true")
+        try:
+            con.execute("SET TimeZone = 'UTC'")
+            sql = spans_source(corpus).text
+            # The view is made from a relation with the file paths bound as parameters (no path pasted into SQL).
+            self._spans_rel = con.sql(sql, params=paths) if paths else con.sql(sql)
+            self._spans_rel.create_view("spans")
+            con.execute(traces_view_sql(corpus))
+            # Before external access goes off: DuckDB then allows this directory, and only it, besides the paths.
+            con.execute("SET temp_directory = ?", [str(self.temp_dir)])
+            con.execute("SET allowed_paths = ?", [paths])
+            con.execute("SET enable_external_access = false")
+            con.execute("SET autoinstall_known_extensions = false")
+            con.execute("SET autoload_known_extensions = false")
+            con.execute("SET lock_configuration = true")
+            _check_sandbox(con, self.temp_dir)
+        except BaseException:
+            con.close()
+            self._cleanup()
+            raise
         self.con = con
 
     def close(self) -> None:
         self.con.close()
+        self._cleanup()
 
     def __enter__(self) -> SqlSession:
         return self
@@ -201,6 +224,21 @@ class SqlSession:
                 )
             )
         return results
+
+
+def _check_sandbox(con: duckdb.DuckDBPyConnection, temp_dir: Path) -> None:
+    """Refuse to run if DuckDB allows any directory but the session's own temporary one (a new DuckDB default)."""
+    row = con.execute(
+        "SELECT current_setting('allowed_directories'), current_setting('enable_external_access'),"
+        " current_setting('lock_configuration')"
+    ).fetchone()
+    dirs, external, locked = row if row else ([], True, False)
+    extra = [d for d in dirs if Path(d).resolve() != temp_dir]
+    if extra or external or not locked:
+        raise NectarError(
+            f"the DuckDB sandbox is not as expected (allowed directories {extra}, external access {external},"
+            f" configuration locked {locked}); refusing to run SQL"
+        )
 
 
 def open_session(corpus: Corpus | str | Path) -> SqlSession:

@@ -22,6 +22,7 @@ import pyarrow as pa
 
 from nectar.corpus.duckdb_source import Sql, cat, ident, join, param, spans_source
 from nectar.corpus.layout import ARRIVAL, ARROW_TYPE, TRACE_ID, Corpus, ValueType
+from nectar.engine import chunks
 from nectar.engine.decision import EvalResult, finish_decisions, result_of, sorted_by_trace
 from nectar.engine.lowering import (
     TRUE_STRINGS,
@@ -238,10 +239,15 @@ def evaluate(sampler: Any, corpus: Corpus, with_matches: bool = False, decide: i
         if splan.top is not None or not splan.rules:
             df = _run(con, _top_query(splan, src))
         else:
-            cols = PlanColumns(splan, engine_fields(corpus.field_columns))
+            fields = engine_fields(corpus.field_columns)
+            cols = PlanColumns(splan, fields)
             values = _distinct_values(con, src, cols.distinct_columns(), set(corpus.canonical_schema()))
-            plan = build_trace_plan(splan, cols, values, decide)
-            df = _run(con, _rules_query(plan, DuckRenderer(plan, con), src))
+
+            def run(sub: SamplerPlan, sub_decide: int) -> pl.DataFrame:  # one query per chunk of rules
+                plan = build_trace_plan(sub, cols if sub is splan else PlanColumns(sub, fields), values, sub_decide)
+                return _run(con, _rules_query(plan, DuckRenderer(plan, con), src))
+
+            df = chunks.evaluate(splan, decide, run)
     finally:
         con.close()
     return result_of(finish_decisions(df, splan), df, splan, with_matches)

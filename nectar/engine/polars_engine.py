@@ -15,6 +15,7 @@ from typing import Any
 import polars as pl
 
 from nectar.corpus.layout import ARRIVAL, PARENT_ID, TRACE_ID, Corpus, ValueType
+from nectar.engine import chunks
 from nectar.engine.decision import EvalResult, finish_decisions, result_of, sorted_by_trace
 from nectar.engine.lowering import (
     TRUE_STRINGS,
@@ -23,6 +24,7 @@ from nectar.engine.lowering import (
     Distinct,
     InSet,
     Not,
+    SamplerPlan,
     StrTest,
     View,
     plan_sampler,
@@ -210,10 +212,15 @@ def evaluate(
         per = lf.group_by(TRACE_ID).agg(pl.len().cast(pl.Int64).alias("spans"))
         df = per.with_columns(pl.lit(None, pl.Int32).alias("rule_index")).collect(engine="streaming")
         return result_of(finish_decisions(df, splan), df, splan, with_matches)
-    cols = PlanColumns(splan, engine_fields(corpus.field_columns))
+    fields = engine_fields(corpus.field_columns)
+    cols = PlanColumns(splan, fields)
     values = _distinct_values(lf, cols.distinct_columns(), set(lf.collect_schema().names()))
-    plan = build_trace_plan(splan, cols, values, decide)
-    df = sorted_by_trace(_query(lf, plan).collect(engine="streaming"))  # sorted in the query: ~2x cheaper
+
+    def run(sub: SamplerPlan, sub_decide: int) -> pl.DataFrame:  # one query per chunk of rules
+        plan = build_trace_plan(sub, cols if sub is splan else PlanColumns(sub, fields), values, sub_decide)
+        return sorted_by_trace(_query(lf, plan).collect(engine="streaming"))  # sorted in the query: ~2x cheaper
+
+    df = chunks.evaluate(splan, decide, run)
     return result_of(finish_decisions(df, splan), df, splan, with_matches)
 
 

@@ -138,6 +138,9 @@ class _Builder:
     def b_const_false(self, node: Tree) -> ir.Expr:
         return ir.Const(False, self.node_span(node))
 
+    def b_group(self, node: Tree) -> ir.Expr:
+        return self.build(node.children[0])  # parentheses only group: the IR has no node for them
+
     def b_span_group(self, node: Tree) -> ir.Expr:
         return ir.SpanGroup(self.build(node.children[0]), self.node_span(node))
 
@@ -512,6 +515,36 @@ def _previous_token(text: str, pos: int) -> str | None:
     return m.group(1) if m else None
 
 
+# ------------------------------------------------------------------------------------------- nesting
+
+_OPENINGS = {"group": "(", "span_group": "span(", "not_": "not"}  # the rules that open a nesting level
+
+
+def _check_nesting(tree: Tree | Token, text: str, b: _Builder) -> None:
+    """Refuse an expression nested more than :data:`ir.MAX_NESTING` levels deep, at the opening that exceeds it.
+
+    Lark's LALR parser builds a tree of any depth without recursing; every later stage recurses over the IR, so
+    the depth is bounded here, before any of them runs. This walk keeps its own stack."""
+    stack: list[tuple[Tree | Token, int]] = [(tree, 0)]
+    while stack:
+        node, depth = stack.pop()
+        if not isinstance(node, Tree):
+            continue
+        if node.data in _OPENINGS:
+            depth += 1
+            if depth > ir.MAX_NESTING:
+                start = node.meta.start_pos
+                opening = _OPENINGS[str(node.data)]
+                length = text.find("(", start) + 1 - start if opening == "span(" else len(opening)
+                raise NectarError(
+                    f"the expression nests too deeply: this `{opening}` opens level {depth}, and a match expression "
+                    f"nests at most {ir.MAX_NESTING} levels (each `(`, `span(` and `not` opens one)",
+                    b.span_of(start, start + max(1, length)),
+                    "split the condition over several rules, or remove parentheses that group nothing",
+                )
+        stack.extend((child, depth) for child in reversed(node.children))
+
+
 # ------------------------------------------------------------------------------------------- entry point
 
 
@@ -538,5 +571,6 @@ def parse_expr(
         tree = _parser().parse(text)
     except lark.exceptions.UnexpectedInput as exc:
         raise _friendly(exc, text, builder) from None
+    _check_nesting(tree, text, builder)
     expr = builder.build(tree) if isinstance(tree, Tree) else builder.build(Tree("start", [tree]))
     return Parsed(expr, tuple(builder.diagnostics))

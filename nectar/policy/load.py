@@ -10,6 +10,7 @@ from __future__ import annotations
 import difflib
 import functools
 import math
+import os
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -22,6 +23,7 @@ from nectar.policy import ir
 from nectar.policy.expr import Origin, grammar_text, parse_expr
 from nectar.policy.toon import TArray, TNode, TObject, TPrim, parse_toon
 from nectar.refinery import gostr
+from nectar.util import decode_utf8, file_kind
 
 ROOT_KEY = "nectar_policy"
 POLICY_FIELDS = ("version", "name", "description", "budget_per_second", "rules", "must_keep", "accept")
@@ -30,22 +32,42 @@ REQUIRED_RULE_COLUMNS = ("name", "match", "action")
 MUST_KEEP_COLUMNS = ("name", "match")
 ACCEPT_COLUMNS = ("check", "rule", "reason")
 SUPPORTED_VERSIONS = (1,)
+MAX_POLICY_BYTES = 16 << 20  # a policy is a few KiB; read no more than this (a pipe may never end)
 
 
 def load_policy(path: str | Path, aliases: Mapping[str, tuple[str, ...]] | None = None) -> ir.Policy:
     """Read and validate a policy file."""
+    _, text = read_policy_file(path)
+    return parse_policy(text, str(path), aliases)
+
+
+def read_policy_file(path: str | Path) -> tuple[bytes, str]:
+    """A policy file's bytes and its text: the one way every command reads a policy.
+
+    Errors are :class:`NectarError` (exit 2) naming the file: missing, a folder or a device (``/dev/zero`` would
+    never end), larger than :data:`MAX_POLICY_BYTES`, unreadable, or not UTF-8 (then positioned at the first bad
+    byte: ``file:line:col``, the line and a caret, :func:`nectar.util.decode_utf8`). A pipe is read (``<(...)``).
+    """
     p = Path(path)
     try:
-        text = p.read_text(encoding="utf-8")
+        with open(p, "rb") as fh:
+            kind = file_kind(os.fstat(fh.fileno()).st_mode)
+            if kind is not None and kind != "a named pipe (FIFO)":  # a pipe is fine: `nectar check <(...)`
+                raise NectarError(f"{p} is {kind}, not a policy file")
+            data = fh.read(MAX_POLICY_BYTES + 1)
     except FileNotFoundError:
         raise NectarError(
             f"policy file {str(p)!r} not found", hint="create one with `nectar init DIR` or `nectar propose`"
         ) from None
-    except UnicodeDecodeError as exc:
-        raise NectarError(f"{p} is not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    except IsADirectoryError:
+        raise NectarError(
+            f"{p} is a folder, not a policy file", hint=f"pass the policy file, e.g. {p / 'policy.toon'}"
+        ) from None
     except OSError as exc:
-        raise NectarError(f"cannot read {p}: {exc.strerror}") from None
-    return parse_policy(text, str(p), aliases)
+        raise NectarError(f"cannot read {p}: {exc.strerror or exc}") from None
+    if len(data) > MAX_POLICY_BYTES:
+        raise NectarError(f"{p} is larger than {MAX_POLICY_BYTES >> 20} MiB: too large for a policy file")
+    return data, decode_utf8(data, str(p))
 
 
 def parse_policy(text: str, file: str = "<policy>", aliases: Mapping[str, tuple[str, ...]] | None = None) -> ir.Policy:
@@ -381,6 +403,7 @@ def parse_action(text: str, span: Span | None = None, cols: tuple[int, ...] = ()
 
     positional: list[Tree] = []
     keyword: dict[str, Tree] = {}
+    keyword_at: dict[str, tuple[int, int]] = {}  # where each `name=value` is, for errors about the argument
     for a in args:
         if a.data == "posarg":
             positional.append(a.children[0])  # type: ignore[arg-type]
@@ -390,6 +413,7 @@ def parse_action(text: str, span: Span | None = None, cols: tuple[int, ...] = ()
             if k.value in keyword:
                 raise fail(f"{k.value}= given twice", k.start_pos or 0, k.end_pos)
             keyword[k.value] = a.children[1]  # type: ignore[assignment]
+            keyword_at[k.value] = (a.meta.start_pos, a.meta.end_pos) if not a.meta.empty else (0, len(text))
 
     def node_pos(n: Tree) -> tuple[int, int]:
         return (n.meta.start_pos, n.meta.end_pos) if not n.meta.empty else (0, len(text))
@@ -428,10 +452,36 @@ def parse_action(text: str, span: Span | None = None, cols: tuple[int, ...] = ()
             raise fail("keys must name at least one field (Refinery requires a FieldList)", *node_pos(n))
         return tuple(out)
 
-    def settings(action: str) -> tuple[tuple[str, ir.SettingValue], ...]:
-        """The optional sampler settings given (taken out of ``keyword``), in ir.SAMPLER_SETTINGS order."""
+    def kind_of(action: str) -> ir.SamplerVariant:
+        """The ``kind=`` argument (taken out of ``keyword``); the action's first kind when it is not written."""
+        kinds = ir.sampler_kinds(action)
+        n = keyword.pop("kind", None)
+        if n is None:
+            return kinds[0]
+        toks = [t for t in n.children if isinstance(t, Token)]
+        if n.data == "word" and toks[0].value in kinds:
+            return ir.SamplerVariant(toks[0].value)
+        listed = ", ".join(f"{k} ({ir.SAMPLERS[action, k].refinery}{', the default' if k == kinds[0] else ''})"
+                           for k in kinds)  # fmt: skip
+        raise fail(f"{action} has no kind {text[slice(*node_pos(n))]!r}", *node_pos(n), hint=f"kinds: {listed}")
+
+    def settings(spec: ir.SamplerSpec) -> tuple[tuple[str, ir.SettingValue], ...]:
+        """The optional sampler settings given (taken out of ``keyword``), in the spec's order. A setting of
+        another kind of the same action is an error that says which settings this kind takes."""
+        for arg in keyword:
+            if arg in spec.settings or arg in (spec.goal_arg, "keys"):
+                continue
+            owners = [o.kind for o in ir.SAMPLERS.values() if o.action == spec.action and arg in o.settings]
+            if owners:
+                takes = ", ".join(spec.settings) or "no settings"
+                where = " or ".join(f"kind={k}" for k in owners)
+                raise fail(
+                    f"{arg} is not a setting of {spec.label} (Refinery's {spec.refinery})",
+                    *keyword_at[arg],
+                    hint=f"{spec.label} takes {takes}; {arg} belongs to {spec.action}({where})",
+                )
         out: list[tuple[str, ir.SettingValue]] = []
-        for arg, (key, kind) in ir.SAMPLER_SETTINGS[action].items():
+        for arg, (key, kind) in spec.settings.items():
             n = keyword.pop(arg, None)
             if n is None:
                 continue
@@ -467,7 +517,7 @@ def parse_action(text: str, span: Span | None = None, cols: tuple[int, ...] = ()
         for k in got:
             if k not in allowed:
                 hint = f"arguments: {', '.join(allowed + optional)}"
-                raise fail(f"{name} has no argument {k!r}", 0, len(text), hint)
+                raise fail(f"{name} has no argument {k!r}", *keyword_at.get(k, (0, len(text))), hint=hint)
         return got
 
     if name == "sample":
@@ -484,22 +534,18 @@ def parse_action(text: str, span: Span | None = None, cols: tuple[int, ...] = ()
         rate = max(1, round(1 / p))
         start, end = node_pos(got["p"])
         return ir.SampleAction(rate, text[start:end].strip(), span)
-    if name == "dynamic":
-        extra = settings("dynamic")
-        got = take(("rate", "keys"), tuple(ir.SAMPLER_SETTINGS["dynamic"]))
-        if "rate" not in got or "keys" not in got:
-            raise fail("dynamic needs rate= and keys=, like dynamic(rate=10, keys=(service.name))", 0, len(text))
-        return ir.DynamicAction(whole(got["rate"], "rate"), keys(got["keys"]), span, extra)
-    if name == "throughput":
-        extra = settings("throughput")
-        got = take(("per_second", "keys"), tuple(ir.SAMPLER_SETTINGS["throughput"]))
-        if "per_second" not in got or "keys" not in got:
-            raise fail(
-                "throughput needs per_second= and keys=, like throughput(per_second=100, keys=(service.name))",
-                0,
-                len(text),
-            )
-        return ir.ThroughputAction(whole(got["per_second"], "per_second"), keys(got["keys"]), span, extra)
+    if name in ("dynamic", "throughput"):
+        spec = ir.SAMPLERS[name, kind_of(name)]
+        extra = settings(spec)
+        goal_arg = spec.goal_arg
+        got = take((goal_arg, "keys"), ("kind", *spec.settings))
+        if goal_arg not in got or "keys" not in got:
+            like = f"{name}({goal_arg}={10 if name == 'dynamic' else 100}, keys=(service.name))"
+            raise fail(f"{name} needs {goal_arg}= and keys=, like {like}", 0, len(text))
+        goal, fields = whole(got[goal_arg], goal_arg), keys(got["keys"])
+        if name == "dynamic":
+            return ir.DynamicAction(goal, fields, span, extra, spec.kind)
+        return ir.ThroughputAction(goal, fields, span, extra, spec.kind)
     got = take(("rate",))
     if "rate" not in got:
         raise fail("deterministic needs rate=, like deterministic(rate=10)", 0, len(text))

@@ -22,6 +22,7 @@ import re
 from dataclasses import dataclass, field
 
 from nectar.errors import NectarError, Span
+from nectar.policy.ir import MAX_NESTING
 
 NUMBER_RE = re.compile(r"-?(0|[1-9]\d*)(\.\d+)?([eE][+-]?\d+)?")
 _ESCAPES = {"\\": "\\", '"': '"', "n": "\n", "r": "\r", "t": "\t"}
@@ -92,6 +93,7 @@ class _Reader:
     source: str
     lines: list[_Line] = field(default_factory=list)
     pos: int = 0
+    depth: int = 0  # entries being read, one inside the other (bounded: the reader recurses)
 
     # -------------------------------------------------------------- positions
     def span(self, line: int, col: int, length: int = 1) -> Span:
@@ -233,6 +235,22 @@ class _Reader:
         return entries
 
     def parse_entry(self, ln: _Line) -> tuple[str, Span, TNode]:
+        if self.depth >= MAX_NESTING:
+            raise self.err(
+                f"the file nests too deeply: this entry is at level {self.depth + 1}, and a policy nests at most "
+                f"{MAX_NESTING} levels",
+                ln.no,
+                ln.indent + 1,
+                len(ln.text),
+                "a policy nests only a few levels: nectar_policy, its fields, the rows of its tables",
+            )
+        self.depth += 1
+        try:
+            return self.parse_entry_body(ln)
+        finally:
+            self.depth -= 1
+
+    def parse_entry_body(self, ln: _Line) -> tuple[str, Span, TNode]:
         m = _HEADER_RE.match(ln.text)
         col0 = ln.indent + 1
         if not m:

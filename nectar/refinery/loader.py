@@ -544,6 +544,10 @@ def validate_rules(
         data = decode_rules(text, fname)
     except NectarError as exc:
         return [exc]
+    return _validation_errors(data, text, fname, accept_downstream_deterministic)
+
+
+def _validation_errors(data: Any, text: str, fname: str, accept_downstream_deterministic: bool) -> list[NectarError]:
     issues = validate_data(data)
     if accept_downstream_deterministic:
         issues = [i for i in issues if not i.downstream_deterministic]
@@ -560,11 +564,16 @@ def load_rules_with_positions(
 ) -> tuple[RulesFile, RulesPositions]:
     """Like :func:`load_rules`, also returning where each sampler, rule and condition is in the source."""
     text, fname = _read(source, filename)
+    try:
+        data = decode_rules(text, fname)  # once: validation reads the same decoded document
+    except NectarError as exc:
+        if validate:
+            raise ErrorGroup([exc]) from None  # as validate_rules reports it
+        raise
     if validate:
-        errors = validate_rules(text, fname, accept_downstream_deterministic=accept_downstream_deterministic)
+        errors = _validation_errors(data, text, fname, accept_downstream_deterministic)
         if errors:
             raise ErrorGroup(errors)
-    data = decode_rules(text, fname)
     if not (
         is_string_map(data)
         and is_string_map(data.get("Samplers"))
