@@ -19,6 +19,7 @@ from nectar.cli import engine_cmds  # noqa: F401  isort: skip
 from nectar.cli import compile_cmds  # noqa: F401  isort: skip
 from nectar.cli import prove_cmds  # noqa: F401  isort: skip
 from nectar.cli import explain_cmds  # noqa: F401  isort: skip
+from nectar.cli import diff_cmds  # noqa: F401  isort: skip
 from nectar.cli import propose_cmds  # noqa: F401  isort: skip
 
 
