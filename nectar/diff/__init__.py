@@ -25,7 +25,7 @@ from nectar.diff.sources import Side, load_side, policy_side
 from nectar.engine.api import DEFAULT_ENGINE
 from nectar.errors import NectarError
 from nectar.policy.expr import parse_expr, standalone_origin
-from nectar.prove.core import Predicate, _predicate_probes
+from nectar.prove.core import Predicate, predicate_probes
 
 DEFAULT_SOLVER_TIMEOUT_S = 20.0  # the whole symbolic pass, as `nectar prove --solver-timeout`
 
@@ -79,7 +79,7 @@ def diff_sides(
     if solver_timeout_ms is not None:
         from nectar.prove.symbolic import Probe, diff_symbolic  # z3 loads only when the symbolic pass runs
 
-        rules, groups = _predicate_probes(preds)
+        rules, groups = predicate_probes(preds)
         probes = [Probe(p.name, tuple(rules[i] for i in g)) for p, g in zip(preds, groups, strict=True)]
         sym = diff_symbolic(old.sampler, new.sampler, probes, solver_timeout_ms)
     return DiffReport(

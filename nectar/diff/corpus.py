@@ -22,11 +22,11 @@ import polars as pl
 from nectar.corpus.layout import TRACE_ID, Corpus
 from nectar.diff.model import AtRisk, BudgetSide, CorpusDiff, Decided, ReasonChange, RuleVolume, TraceChange, Transition
 from nectar.diff.sources import Side
-from nectar.engine.api import _stateful, evaluate, evaluate_with_probes
+from nectar.engine.api import evaluate, evaluate_with_probes, replay_stateful
 from nectar.engine.decision import EvalResult, finish_decisions, keep_probabilities, keep_probability
 from nectar.engine.lowering import plan_sampler
 from nectar.prove.checks import budget_figures
-from nectar.prove.core import Predicate, _predicate_probes, read_must_keep_ids
+from nectar.prove.core import Predicate, predicate_probes, read_must_keep_ids
 from nectar.refinery.model import Rule, RulesBasedSampler, SamplerKind
 
 COLS = ("rule", "keep", "rate", "reason", "sampler")
@@ -71,7 +71,7 @@ def side_decisions(
     else:  # a top-level sampler, or no rules: nothing matches
         per_trace = ids.with_columns(pl.lit(None, dtype=pl.Int32).alias("rule_index"))
     decided = EvalResult(finish_decisions(per_trace, plan_sampler(side.sampler)))
-    return _stateful(decided, side.sampler, corpus, engine, cluster).decisions
+    return replay_stateful(decided, side.sampler, corpus, engine, cluster).decisions
 
 
 def _decisions(
@@ -249,7 +249,7 @@ def corpus_diff(
 ) -> CorpusDiff:
     """Decide every trace of ``corpus`` with both sides and compare (see the module docstring). ``preds``: the error
     definition first, then the must-keep classes; ``examples``: trace ids shown per row."""
-    probe_rules, groups = _predicate_probes(list(preds))
+    probe_rules, groups = predicate_probes(list(preds))
     o, n, hits, how = _decisions(old, new, corpus, probe_rules, groups, engine, cluster_size)
     if o.get_column(TRACE_ID).to_list() != n.get_column(TRACE_ID).to_list():  # pragma: no cover
         raise AssertionError("the two sides decided different traces")

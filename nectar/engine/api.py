@@ -55,7 +55,7 @@ def evaluate(
     Raises :class:`NectarError` for an unknown engine.
     """
     chosen = select_sampler(sampler, env)
-    return _stateful(_decide(chosen, corpus, engine, with_matches), chosen, corpus, engine, cluster_size)
+    return replay_stateful(_decide(chosen, corpus, engine, with_matches), chosen, corpus, engine, cluster_size)
 
 
 def _decide(
@@ -78,7 +78,7 @@ def _decide(
     raise NectarError(f"unknown engine {engine!r}", hint=f"choose one of: {', '.join(ENGINES)}")
 
 
-def _stateful(
+def replay_stateful(
     result: EvalResult,
     chosen: SamplerConfig | RulesBasedSampler | Sampler,
     corpus: Corpus,
@@ -136,8 +136,16 @@ def evaluate_with_probes(
     assert both.matches is not None
     policy_matches = both.matches.select(["trace_id", *[f"m{i}" for i in range(n)]])
     probe_matches = both.matches.select(["trace_id", *names]).rename(names)
-    decided = _stateful(EvalResult(both.decisions, policy_matches), sampler, corpus, engine, cluster_size)
+    decided = replay_stateful(EvalResult(both.decisions, policy_matches), sampler, corpus, engine, cluster_size)
     return decided, probe_matches
 
 
-__all__ = ["DEFAULT_ENGINE", "ENGINES", "Engine", "evaluate", "evaluate_with_probes", "select_sampler"]
+__all__ = [
+    "DEFAULT_ENGINE",
+    "ENGINES",
+    "Engine",
+    "evaluate",
+    "evaluate_with_probes",
+    "replay_stateful",
+    "select_sampler",
+]

@@ -131,7 +131,7 @@ def _sql_for(trace_id: str) -> str:
     return f"nectar sql \"SELECT * FROM spans WHERE trace_id = '{tid}' ORDER BY arrival\""
 
 
-def _predicate_probes(preds: list[Predicate]) -> tuple[tuple[Rule, ...], list[list[int]]]:
+def predicate_probes(preds: list[Predicate]) -> tuple[tuple[Rule, ...], list[list[int]]]:
     """All predicates as probe rules (a predicate is true for a trace when any of its rules matches): the rules,
     and which rule indexes belong to which predicate."""
     rules: list[Rule] = []
@@ -284,7 +284,7 @@ def prove_policy(
     preds = [Predicate("errors", err_expr, err_text)] + [
         Predicate(f"must_keep:{m.name}", m.match, m.match_text) for m in policy.must_keep
     ]
-    probes, groups = _predicate_probes(preds)
+    probes, groups = predicate_probes(preds)
     # One engine pass: the policy's rules decide, the predicates' rules only report whether they match.
     result, pm = evaluate_with_probes(lowered.sampler, probes, corpus, engine=engine, cluster_size=config.cluster_size)
     dec = result.decisions

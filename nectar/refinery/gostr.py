@@ -40,19 +40,25 @@ def _is_int(v: Any) -> bool:
 # %v formatting
 
 
+def _float_special(f: float) -> tuple[str, str | None]:
+    """(sign, text): the text when ``f`` is NaN, an infinity or a zero (the same in every Go float format)."""
+    if math.isnan(f):
+        return "", "NaN"
+    if math.isinf(f):
+        return "", "+Inf" if f > 0 else "-Inf"
+    sign = "-" if math.copysign(1.0, f) < 0 else ""
+    return sign, (sign + "0" if f == 0 else None)
+
+
 def go_v_float(f: float) -> str:
     """``strconv.FormatFloat(f, 'g', -1, 64)`` as ``%v`` prints it (SEMANTICS.md 2.8).
 
     Shortest round-trip digits; scientific when the decimal exponent is < -4 or >= 6 (Go uses precision 6 for
     that decision when the precision is "shortest"); exponent signed with at least two digits; ``+Inf``/``NaN``.
     """
-    if math.isnan(f):
-        return "NaN"
-    if math.isinf(f):
-        return "+Inf" if f > 0 else "-Inf"
-    sign = "-" if math.copysign(1.0, f) < 0 else ""
-    if f == 0:
-        return sign + "0"
+    sign, special = _float_special(f)
+    if special is not None:
+        return special
     t = decimal.Decimal(repr(abs(f))).as_tuple()  # repr() gives the shortest round-trip digits
     digits = "".join(map(str, t.digits))
     assert isinstance(t.exponent, int)
@@ -70,13 +76,9 @@ def go_v_float(f: float) -> str:
 def format_float_f(f: float) -> str:
     """``strconv.FormatFloat(f, 'f', -1, 64)``: shortest round-trip digits, never an exponent (``1e+06`` is
     ``1000000``, ``1e-07`` is ``0.0000001``); ``NaN``, ``+Inf``, ``-Inf``; ``-0`` keeps its sign."""
-    if math.isnan(f):
-        return "NaN"
-    if math.isinf(f):
-        return "+Inf" if f > 0 else "-Inf"
-    sign = "-" if math.copysign(1.0, f) < 0 else ""
-    if f == 0:
-        return sign + "0"
+    sign, special = _float_special(f)
+    if special is not None:
+        return special
     d = decimal.Decimal(repr(abs(f)))
     text = format(d, "f")
     if "." in text:
